@@ -1,0 +1,1 @@
+"""The command line: parsing, progress, exit codes. Holds no logic of its own."""

@@ -1,0 +1,1 @@
+"""Shared foundations: input checks, errors, typed containers, paths. Imports nothing of ours."""

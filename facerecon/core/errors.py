@@ -1,0 +1,35 @@
+"""The exceptions facerecon raises for problems a user can fix (bad input, missing model, no face).
+
+Programming errors (wrong argument types or shapes) raise the built-in ``TypeError``/``ValueError``
+from :mod:`facerecon.core.check`. The CLI maps each class below to its own exit code.
+"""
+
+from __future__ import annotations
+
+
+class FaceReconError(Exception):
+    """Base class of facerecon's user-facing errors; ``str(err)`` is one line meant for the user."""
+
+
+class ModelSourceError(FaceReconError):
+    """The model source (archive, folder or URL) is missing, unreachable, corrupt or not the model."""
+
+
+class ModelNotInstalledError(FaceReconError):
+    """A model was asked for that is not in the cache and may not be installed automatically."""
+
+
+class ModelCacheError(FaceReconError):
+    """The model cache is unreadable, of another format version, or inconsistent."""
+
+
+class ImageReadError(FaceReconError):
+    """An image file is missing, unreadable, truncated, of an unsupported kind or too large."""
+
+
+class NoFaceError(FaceReconError):
+    """No face was found in an image (or none large enough)."""
+
+
+class FitDivergedError(FaceReconError):
+    """An optimisation produced NaN or exploding losses; its result is not usable."""

@@ -1,0 +1,1 @@
+"""Face and landmark detectors behind one Detection type."""

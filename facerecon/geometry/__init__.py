@@ -1,0 +1,1 @@
+"""Rotations, cameras, projection, normals, Laplacians, alignment. Imports only ``core``."""

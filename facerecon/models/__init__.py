@@ -1,0 +1,1 @@
+"""Face models: the linear FaceModel, installers per source (ICT-FaceKit), landmarks, regions."""

@@ -1,0 +1,1 @@
+"""Image formation: SH lighting, the CPU rasterizer, differentiable interpolation and shading, UV space."""
