@@ -1,0 +1,20 @@
+"""facerecon: photos and videos of faces to 3D faces, on a plain CPU.
+
+The public API is re-exported here lazily so that ``import facerecon`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+__all__ = ["FaceModel", "load_model", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("FaceModel", "load_model"):
+        from facerecon import models
+
+        return getattr(models, name)
+    raise AttributeError(f"module 'facerecon' has no attribute {name!r}")

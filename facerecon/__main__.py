@@ -1,0 +1,5 @@
+import sys
+
+from facerecon.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,38 @@
+"""Exit codes of the ``facerecon`` command, one per kind of failure, so scripts can tell them apart."""
+
+from __future__ import annotations
+
+import enum
+
+from facerecon.core import errors
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    INTERNAL_ERROR = 1  # a bug: please report it with the traceback (FACERECON_DEBUG=1 shows it)
+    USAGE = 2  # bad command line (argparse's own code)
+    MODEL_SOURCE = 3  # the model archive/folder/URL is missing, unreachable, corrupt or not the model
+    MODEL_CACHE = 4  # the installed model is missing or unreadable
+    IMAGE_READ = 5  # an image could not be read
+    NO_FACE = 6  # no (large enough) face in an image
+    FIT_DIVERGED = 7  # an optimisation diverged; nothing was written for that face
+    PARTIAL = 8  # a batch finished, but some of its items failed (each reported on its own line)
+    INTERRUPTED = 130  # Ctrl-C
+
+
+_BY_ERROR: tuple[tuple[type[BaseException], ExitCode], ...] = (
+    (errors.ModelSourceError, ExitCode.MODEL_SOURCE),
+    (errors.ModelNotInstalledError, ExitCode.MODEL_CACHE),
+    (errors.ModelCacheError, ExitCode.MODEL_CACHE),
+    (errors.ImageReadError, ExitCode.IMAGE_READ),
+    (errors.NoFaceError, ExitCode.NO_FACE),
+    (errors.FitDivergedError, ExitCode.FIT_DIVERGED),
+)
+
+
+def exit_code_for(error: BaseException) -> ExitCode:
+    """The exit code for a user-facing error; ``INTERNAL_ERROR`` for anything else."""
+    for cls, code in _BY_ERROR:
+        if isinstance(error, cls):
+            return code
+    return ExitCode.INTERNAL_ERROR

@@ -1,0 +1,61 @@
+"""Entry point of the ``facerecon`` command.
+
+Each sub-command lives in its own module of this package with two functions:
+``add_parser(subparsers)`` registers its arguments and sets ``func=run`` on the parser, and
+``run(args) -> int`` calls the library and returns an exit code. Errors the user can fix
+(:class:`facerecon.core.errors.FaceReconError`) become one line on stderr and their own exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from facerecon.cli.exit_codes import ExitCode, exit_code_for
+from facerecon.core.errors import FaceReconError
+
+# Sub-command modules, in the order `facerecon --help` lists them.
+SUBCOMMANDS: tuple[str, ...] = ("model",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="facerecon", description="Photos of faces to 3D faces, on a plain CPU."
+    )
+    from facerecon import __version__
+
+    parser.add_argument("--version", action="version", version=f"facerecon {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in SUBCOMMANDS:
+        importlib.import_module(f"facerecon.cli.{name}").add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit code (also used by ``python -m facerecon``)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except FaceReconError as err:
+        print(f"facerecon: error: {err}", file=sys.stderr)
+        return exit_code_for(err)
+    except KeyboardInterrupt:
+        print("facerecon: interrupted", file=sys.stderr)
+        return ExitCode.INTERRUPTED
+    except Exception as err:  # a bug: one line, and the traceback on request
+        if os.environ.get("FACERECON_DEBUG"):
+            traceback.print_exc()
+        print(
+            f"facerecon: internal error: {type(err).__name__}: {err} (set FACERECON_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return ExitCode.INTERNAL_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())
