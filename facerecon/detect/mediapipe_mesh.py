@@ -10,7 +10,10 @@ How faces are found (two stages, measured on the 51 photos of ``../shared/data/f
 1. Boxes: BlazeFace on a copy of the photo whose long side is at most ``max_side`` px, with both of the
    wheel's models: short-range (the one inside face mesh; reliable for faces that fill a good part of the
    picture, misses small or distant faces) and full-range (finds small faces, misses close-ups: 6 of the 51
-   photos). Their boxes are merged by overlap.
+   photos). Their boxes are merged by overlap. Both see the whole picture at 128 / 192 px, so faces under
+   ~1/10 of the long side vanish: when the pass finds no face, or only faces smaller than ``tile_below``
+   of the long side (a group photo), both models run again on overlapping tiles of a third of the picture
+   (a grid of 24 portraits, faces 25-130 px: 10-13 found without tiles, all 24 with).
 2. Landmarks: for each box, a square crop of the **original** photo around it (``crop_scale`` times the
    box, resized to ``crop_size`` px) goes through face mesh with ``refine_landmarks=True`` (478 points,
    with irises). The crop makes every face large in the mesh's input, whatever its size in the photo,
@@ -155,7 +158,7 @@ class _MediaPipeBase:
         return found
 
     def _tiled_boxes(self, small: np.ndarray, to_orig: Affine, tile: int) -> list[_Box]:
-        """Full-range BlazeFace on overlapping square tiles of ``tile`` px (stride 3/4 of a tile)."""
+        """Both BlazeFace models on overlapping square tiles of ``tile`` px (stride 3/4 of a tile)."""
         h, w = small.shape[:2]
         stride = max(1, (3 * tile) // 4)
         starts_u = sorted({*range(0, max(w - tile, 0) + 1, stride), max(w - tile, 0)})
@@ -165,7 +168,7 @@ class _MediaPipeBase:
             for u0 in starts_u:
                 part = np.ascontiguousarray(small[v0 : v0 + tile, u0 : u0 + tile])
                 to_small = Affine(1.0, 1.0, float(u0), float(v0))
-                for b in self._run_blazeface(self._detectors[1], part, to_small):
+                for b in [b for graph in self._detectors for b in self._run_blazeface(graph, part, to_small)]:
                     # A face cut by the tile's border gives a partial box; the neighbouring tile sees it whole.
                     x0, y0, x1, y1 = b.box - np.array([u0, v0, u0, v0])
                     if (x0 < 1 and u0 > 0) or (y0 < 1 and v0 > 0) or (x1 > part.shape[1] - 2 and u0 + tile < w) or (
