@@ -89,19 +89,26 @@ def write_text_atomic(target: str | os.PathLike[str], text: str) -> None:
 def atomic_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a fresh temporary directory beside ``target``; on success it replaces ``target`` whole.
 
-    An existing ``target`` is moved aside first and deleted only after the new one is in place.
+    An existing ``target`` is moved aside first, put back if the swap fails, and deleted only after
+    the new one is in place. The new directory gets the usual permissions (0777 less the umask).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())
         old = None
         if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-            old.rmdir()
+            old = target.parent / f".{target.name}.{os.getpid()}.old"
+            shutil.rmtree(old, ignore_errors=True)
             os.replace(target, old)
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except BaseException:
+            if old is not None:
+                os.replace(old, target)
+            raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:
