@@ -21,6 +21,7 @@ import os
 import re
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -480,7 +481,7 @@ def _parse_ply_header(p: Path, data: bytes) -> tuple[str, list[_PlyElement], int
 
 def _read_ply_binary(
     p: Path, data: bytes, offset: int, element: _PlyElement, order: str
-) -> tuple[dict[str, np.ndarray], dict[str, list[np.ndarray]], int]:
+) -> tuple[dict[str, np.ndarray], dict[str, Any], int]:
     """Read one element of a binary PLY: scalar columns and list columns, and the offset after it."""
     props = element.properties
     if all(kind is None for _, _, kind in props):
@@ -507,7 +508,7 @@ def _read_ply_binary(
             table = np.frombuffer(data, dtype=dtype, count=element.count, offset=offset)
             if all((table[name + "#n"] == table.dtype[name].shape[0]).all() for name, _, k in props if k is not None):
                 scalars = {name: table[name] for name, _, k in props if k is None}
-                lists = {name: list(table[name]) for name, _, k in props if k is not None}
+                lists = {name: table[name] for name, _, k in props if k is not None}  # (count, n) arrays
                 return scalars, lists, offset + dtype.itemsize * element.count
     except (ValueError, IndexError):
         pass
@@ -572,7 +573,7 @@ def read_ply(path: str | os.PathLike[str]) -> Mesh:
     data = _read_bytes(p)
     fmt, elements, offset = _parse_ply_header(p, data)
     scalars: dict[str, dict[str, np.ndarray]] = {}
-    lists: dict[str, dict[str, list[np.ndarray]]] = {}
+    lists: dict[str, dict[str, Any]] = {}
     if fmt == "ascii":
         tokens = data[offset:].decode("ascii", errors="replace").split()
         cursor = 0
@@ -590,12 +591,17 @@ def read_ply(path: str | os.PathLike[str]) -> Mesh:
     vertices = np.stack([vertex[k].astype(np.float64) for k in "xyz"], axis=1)
     face_lists = lists.get("face", {})
     polys = face_lists.get("vertex_indices", face_lists.get("vertex_index"))
-    if not polys:
+    if polys is None or len(polys) == 0:
         raise _fail(p, "no faces (a point cloud, not a mesh)")
-    if min(len(poly) for poly in polys) < 3:
+    if isinstance(polys, np.ndarray):  # every face has the same number of corners
+        counts = np.full(len(polys), polys.shape[1], dtype=np.int64)
+        flat = polys.reshape(-1).astype(np.int64)
+    else:
+        counts = np.array([len(poly) for poly in polys], dtype=np.int64)
+        flat = np.concatenate(polys).astype(np.int64)
+    if counts.min() < 3:
         raise _fail(p, "a face has fewer than 3 corners")
-    counts = np.array([len(poly) for poly in polys], dtype=np.int64)
-    faces = np.concatenate(polys).astype(np.int64)[_fan(counts)]
+    faces = flat[_fan(counts)]
     if faces.min() < 0 or faces.max() >= len(vertices):
         raise _fail(p, f"a face refers to a vertex outside 0..{len(vertices) - 1}")
     colors = None
