@@ -7,10 +7,11 @@ models and the graphs of the legacy ``mp.solutions`` API, but no ``.task`` bundl
 
 How faces are found (two stages, measured on the 51 photos of ``../shared/data/faces``):
 
-1. Boxes: BlazeFace on a copy of the photo whose long side is at most ``max_side`` px, with both of the
-   wheel's models: short-range (the one inside face mesh; reliable for faces that fill a good part of the
-   picture, misses small or distant faces) and full-range (finds small faces, misses close-ups: 6 of the 51
-   photos). Their boxes are merged by overlap. Both see the whole picture at 128 / 192 px, so faces under
+1. Boxes: BlazeFace on a copy of the photo whose long side is at most ``max_side`` px, with the wheel's
+   two models: short-range (the one inside face mesh; found every face of the 51 photos, misses small or
+   distant faces) and full-range (finds small faces, misses close-ups: 6 of the 51 photos). The short-range
+   model runs first; when it finds a face of at least ``tile_below`` of the long side (a portrait), that is
+   all. Otherwise the full-range model runs too and their boxes are merged by overlap. Both see the whole picture at 128 / 192 px, so faces under
    ~1/10 of the long side vanish: when the pass finds no face, or only faces smaller than ``tile_below``
    of the long side (a group photo), both models run again on overlapping tiles of a third of the picture
    (a grid of 24 portraits, faces 25-130 px: 10-13 found without tiles, all 24 with).
@@ -53,7 +54,9 @@ class MediaPipeOptions:
         tiles: ``"auto"``: search overlapping tiles of a third of the picture again when the whole-picture
             pass finds no face, or only faces smaller than ``tile_below`` of the picture's long side (group
             photos); ``"always"``; ``"never"``.
-        tile_below: see ``tiles``.
+        tile_below: see ``tiles``. 0.15: the whole-picture pass finds faces down to ~1/10 of the long side;
+            the largest face is 0.16-0.19 of it in the two- and three-face photos (no tiles needed), 0.12 in
+            a grid of 24 portraits (tiles needed).
         redetect_every: video only: run the box detectors every this many frames.
     """
 
@@ -65,7 +68,7 @@ class MediaPipeOptions:
     min_face_size: float = 12.0
     merge_iou: float = 0.4
     tiles: str = "auto"
-    tile_below: float = 0.2
+    tile_below: float = 0.15
     redetect_every: int = 10
 
     def __post_init__(self) -> None:
@@ -140,17 +143,21 @@ class _MediaPipeBase:
     def _boxes(self, image: np.ndarray) -> list[_Box]:
         """Face boxes in px of ``image``, merged across the two BlazeFace models (and tiles), best score first."""
         small, to_orig = scaled_copy(image, self.options.max_side)
-        found: list[_Box] = []
-        for graph in self._detectors:
-            found += self._run_blazeface(graph, small, to_orig)
-        found = _suppress(found, self.options.merge_iou)
+        long_side = max(small.shape[:2])
+        tiles = self.options.tiles
+
+        def portrait(boxes: list[_Box]) -> bool:  # a face of at least tile_below of the long side
+            largest = max((max(b.box[2] - b.box[0], b.box[3] - b.box[1]) / to_orig.scale_u for b in boxes), default=0.0)
+            return tiles != "always" and largest >= long_side * self.options.tile_below
+
+        # Short range first (2 ms); a portrait needs nothing more. Else full range (5 ms), then tiles.
+        found = self._run_blazeface(self._detectors[0], small, to_orig)
+        if portrait(found):
+            return _suppress(found, self.options.merge_iou)
+        found = _suppress(found + self._run_blazeface(self._detectors[1], small, to_orig), self.options.merge_iou)
         # BlazeFace sees the whole picture at 128 or 192 px: faces under ~1/10 of the long side vanish.
         # Group photos (no face, or only faces small against the picture) are searched again in tiles.
-        h, w = small.shape[:2]
-        long_side = max(h, w)
-        largest = max((max(b.box[2] - b.box[0], b.box[3] - b.box[1]) / to_orig.scale_u for b in found), default=0.0)
-        tiles = self.options.tiles
-        if tiles == "always" or (tiles == "auto" and largest < long_side * self.options.tile_below):
+        if tiles == "always" or (tiles == "auto" and not portrait(found)):
             tile = max(192, round(long_side / 3))
             if tile < long_side:
                 found += self._tiled_boxes(small, to_orig, tile)
@@ -204,7 +211,7 @@ class _MediaPipeBase:
         best: np.ndarray | None = None
         best_dist = np.inf
         for face in faces:
-            pts = np.array([(p.x, p.y, p.z) for p in face.landmark], dtype=np.float64)
+            pts = np.fromiter((c for p in face.landmark for c in (p.x, p.y, p.z)), np.float64).reshape(-1, 3)
             if pts.shape[0] != NUM_LANDMARKS:
                 continue
             dist = float(np.hypot(*(pts[:, :2].mean(axis=0) - 0.5)))
