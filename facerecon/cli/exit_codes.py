@@ -17,6 +17,7 @@ class ExitCode(enum.IntEnum):
     NO_FACE = 6  # no (large enough) face in an image
     FIT_DIVERGED = 7  # an optimisation diverged; nothing was written for that face
     PARTIAL = 8  # a batch finished, but some of its items failed (each reported on its own line)
+    MESH_FILE = 9  # a mesh file could not be read or written
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -27,6 +28,7 @@ _BY_ERROR: tuple[tuple[type[BaseException], ExitCode], ...] = (
     (errors.ImageReadError, ExitCode.IMAGE_READ),
     (errors.NoFaceError, ExitCode.NO_FACE),
     (errors.FitDivergedError, ExitCode.FIT_DIVERGED),
+    (errors.MeshFileError, ExitCode.MESH_FILE),
 )
 
 

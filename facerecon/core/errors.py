@@ -33,3 +33,10 @@ class NoFaceError(FaceReconError):
 
 class FitDivergedError(FaceReconError):
     """An optimisation produced NaN or exploding losses; its result is not usable."""
+
+
+class MeshFileError(FaceReconError, ValueError):
+    """A mesh file is missing, has the wrong extension, or is corrupt or unsupported.
+
+    Also a ``ValueError``, so code that treats bad files as bad values keeps working.
+    """

@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from facerecon.core.check import describe
-from facerecon.core.errors import FaceReconError
+from facerecon.core.errors import MeshFileError
 from facerecon.core.mesh import Mesh
 from facerecon.io.atomic import write_bytes_atomic, write_text_atomic
 
@@ -36,11 +36,6 @@ __all__ = ["MeshFileError", "read_mesh", "read_obj", "read_ply", "write_mesh", "
 _GENERATOR = "facerecon"
 
 
-class MeshFileError(FaceReconError, ValueError):
-    """A mesh file is missing, has the wrong extension, or is corrupt or unsupported.
-
-    Also a ``ValueError``, so code that treats bad files as bad values keeps working.
-    """
 
 
 # --- shared helpers ------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Optimisation-based reconstruction: stages, energies, solvers."""

@@ -1,0 +1,112 @@
+"""The landmark stage: exact recovery on synthetic projections, real photos, sliding contours, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from facerecon.fit.landmarks import LandmarkFitConfig, LandmarkFitter, ibug68_targets, initial_pose
+from facerecon.geometry.rotation import head_angles_to_camera_rotation
+
+FOCAL, WIDTH, HEIGHT = 1000.0, 640, 480
+CX, CY = (WIDTH - 1) / 2, (HEIGHT - 1) / 2
+
+
+def _project(points: np.ndarray) -> np.ndarray:
+    return np.stack([FOCAL * points[:, 0] / points[:, 2] + CX, FOCAL * points[:, 1] / points[:, 2] + CY], 1)
+
+
+def _synthetic(face_model, angles_deg, seed: int = 0):
+    """A random face (identity ~ N(0, 0.5^2), a few expressions) posed in front of the camera."""
+    rng = np.random.default_rng(seed)
+    identity = np.zeros(100)
+    identity[:40] = rng.normal(0, 0.5, 40)
+    expression = np.zeros(53)
+    expression[face_model.expression_index("jawOpen")] = 0.4
+    expression[face_model.expression_index("mouthSmile_L")] = 0.6
+    rotation = head_angles_to_camera_rotation(torch.tensor(np.radians(angles_deg))).numpy()
+    translation = np.array([15.0, -10.0, 600.0])
+    vertices = face_model(torch.tensor(identity[None]), torch.tensor(expression[None]))[0].numpy()
+    return identity, expression, rotation, translation, vertices @ rotation.T + translation
+
+
+@pytest.fixture(scope="module")
+def fitter(face_model):
+    return LandmarkFitter(face_model, ibug68_targets(face_model))
+
+
+def test_targets(face_model) -> None:
+    targets = ibug68_targets(face_model)
+    assert targets.vertex_indices.shape == (68,) and targets.contour[:17].all() and not targets.contour[17:].any()
+    assert len(targets.contour_candidates) > 200
+    assert np.isin(targets.vertex_indices[:17], targets.contour_candidates).all()
+    assert targets.contour_candidates.max() < face_model.submesh("face").vertex_count
+
+
+@pytest.mark.parametrize("angles", [(0, 0, 0), (10, 25, -5), (-5, -40, 8)])
+def test_recovers_a_synthetic_face(face_model, angles) -> None:
+    identity, expression, rotation, translation, cam = _synthetic(face_model, angles)
+    targets = ibug68_targets(face_model)
+    landmarks = _project(cam[targets.vertex_indices])
+    # Fixed correspondences (no sliding) and a weak prior: the fit must reproduce the landmarks almost exactly.
+    fitter = LandmarkFitter(face_model, targets, LandmarkFitConfig(sliding_contour=False, landmark_sigma=0.002, iterations=30))
+    fit = fitter.fit(landmarks, focal=FOCAL, principal_point=(CX, CY))
+    assert np.median(fit.residual_px) < 0.3
+    angle_error = np.degrees(np.arccos(np.clip((np.trace(fit.rotation.T @ rotation) - 1) / 2, -1, 1)))
+    assert angle_error < 3.0
+    assert abs(fit.translation[2] - translation[2]) / translation[2] < 0.08
+    assert fit.history[-1] < fit.history[0]
+    assert ((fit.expression >= 0) & (fit.expression <= 1)).all()
+
+
+def test_sliding_contour_follows_the_silhouette(face_model) -> None:
+    """At 45 degrees of yaw the far jaw's image contour is not the frontal jaw vertices: sliding must help."""
+    _, _, _, _, cam = _synthetic(face_model, (0, 45, 0), seed=1)
+    targets = ibug68_targets(face_model)
+    # Image contour points: for each far-side jaw landmark, the candidate projecting furthest out along its row.
+    landmarks = _project(cam[targets.vertex_indices])
+    fixed = LandmarkFitter(face_model, targets, LandmarkFitConfig(sliding_contour=False)).fit(landmarks, focal=FOCAL, principal_point=(CX, CY))
+    sliding = LandmarkFitter(face_model, targets).fit(landmarks, focal=FOCAL, principal_point=(CX, CY))
+    assert (sliding.vertex_indices[:17] != targets.vertex_indices[:17]).any()  # some contour points slid
+    assert (sliding.vertex_indices[17:] == targets.vertex_indices[17:]).all()  # fixed points did not
+    assert np.isin(sliding.vertex_indices[:17], targets.contour_candidates).all()
+    assert np.median(sliding.residual_px) < 2.0 and np.median(fixed.residual_px) < 2.0
+
+
+def test_initial_pose_is_in_front_and_facing(face_model) -> None:
+    _, _, rotation, translation, cam = _synthetic(face_model, (0, 20, 0))
+    idx = face_model.landmarks().vertex_indices.numpy()
+    model_pts = face_model.mean[idx].double().numpy()
+    r, t = initial_pose(model_pts, _project(cam[idx]), FOCAL, CX, CY)
+    assert t[2] > 0 and (r @ [0, 0, 1.0])[2] < 0
+    assert abs(np.linalg.det(r) - 1) < 1e-9
+
+
+def test_real_photos(face_model, fitter, faces_dir) -> None:
+    from facerecon.detect import create_detector
+    from facerecon.io.image import read_image
+
+    with create_detector("mediapipe") as detector:
+        for name in ("prnet-trump.jpg", "deca-exp-5.jpg", "deca-examples-alfw1.png", "prnet-3.jpg"):
+            image = read_image(faces_dir / name)
+            face = detector.detect(image)[0]
+            h, w = image.shape[:2]
+            fit = fitter.fit(face.to_ibug68(), focal=1.5 * max(w, h), principal_point=((w - 1) / 2, (h - 1) / 2))
+            nme = np.median(fit.residual_px) / face.box_size
+            assert nme < 0.03, (name, nme)
+            assert fit.translation[2] > 0 and np.isfinite(fit.identity).all()
+            assert np.abs(fit.identity).max() < 4.0  # a plausible face, not a caricature
+
+
+@pytest.mark.parametrize(
+    ("landmarks", "error", "match"),
+    [
+        (np.zeros((67, 2)), ValueError, r"landmarks: expected shape \(68, 2\)"),
+        (np.full((68, 2), np.nan), ValueError, "landmarks: expected finite values"),
+        ("not an array", TypeError, "landmarks: expected a tensor"),
+    ],
+)
+def test_errors(fitter, landmarks, error, match) -> None:
+    with pytest.raises(error, match=match):
+        fitter.fit(landmarks, focal=FOCAL, principal_point=(CX, CY))
