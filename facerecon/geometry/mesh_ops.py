@@ -68,13 +68,21 @@ def _check_num_vertices(num_vertices: int) -> None:
         raise ValueError(f"num_vertices: expected a positive int, got {num_vertices}")
 
 
-def _face_cross(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
-    """``(..., F, 3)`` un-normalised face normals ``(v1 - v0) x (v2 - v0)`` (length = twice the area)."""
+def _face_cross_vfirst(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """``(F, ..., 3)`` un-normalised face normals ``(v1 - v0) x (v2 - v0)`` (length = twice the area).
+
+    Gathers from a vertex-first copy: indexing dim 0 of ``(V, B, 3)`` is several times faster than dim 1 of
+    ``(B, V, 3)``.
+    """
     faces = faces.to(device=vertices.device, dtype=torch.int64)
-    v0 = vertices[..., faces[:, 0], :]
-    v1 = vertices[..., faces[:, 1], :]
-    v2 = vertices[..., faces[:, 2], :]
+    vt = vertices.movedim(-2, 0).contiguous()  # (V, ..., 3)
+    v0, v1, v2 = vt[faces[:, 0]], vt[faces[:, 1]], vt[faces[:, 2]]
     return torch.linalg.cross(v1 - v0, v2 - v0, dim=-1)
+
+
+def _face_cross(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """``(..., F, 3)`` un-normalised face normals."""
+    return _face_cross_vfirst(vertices, faces).movedim(0, -2)
 
 
 def face_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
@@ -121,12 +129,15 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     sizes: dict[str, int] = {}
     _check_vertices(vertices, ("B", "V", 3), sizes)
     _check_faces(faces, sizes["V"], sizes)
-    cross = _face_cross(vertices, faces)  # (B, F, 3), |cross| = 2 * area: the area weighting
+    cross = _face_cross_vfirst(vertices, faces)  # (F, B, 3), |cross| = 2 * area: the area weighting
     idx = faces.to(device=vertices.device, dtype=torch.int64)
-    summed = torch.zeros_like(vertices)
+    flat = cross.reshape(cross.shape[0], -1)  # (F, B * 3): scatter whole rows, vertex-first
+    summed = torch.zeros(sizes["V"], flat.shape[1], dtype=vertices.dtype, device=vertices.device)
     for corner in range(3):
-        summed = summed.index_add(1, idx[:, corner], cross)
-    return torch.nn.functional.normalize(summed, dim=-1, eps=1e-20)
+        summed = summed.index_add(0, idx[:, corner], flat)
+    summed = summed.reshape(sizes["V"], *cross.shape[1:])
+    normals = torch.nn.functional.normalize(summed, dim=-1, eps=1e-20)  # (V, B, 3)
+    return normals.movedim(0, -2).contiguous()
 
 
 def vertex_areas(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:

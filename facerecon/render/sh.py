@@ -111,24 +111,37 @@ def _factors(like: torch.Tensor) -> torch.Tensor:
     return torch.tensor(LAMBERT_FACTORS, dtype=like.dtype, device=like.device)
 
 
+# The basis is linear in the 10 monomials (1, x, y, z, x^2, y^2, z^2, xy, yz, xz) of the unit normal:
+# Y = monomials @ _MONOMIAL_TO_SH, one matrix product instead of nine small tensors.
+_MONOMIAL_TO_SH: tuple[tuple[float, ...], ...] = (
+    #  Y00  Y1-1  Y10  Y11  Y2-2 Y2-1  Y20        Y21  Y22
+    (_C0, 0.0, 0.0, 0.0, 0.0, 0.0, -_C20, 0.0, 0.0),  # 1
+    (0.0, 0.0, 0.0, _C1, 0.0, 0.0, 0.0, 0.0, 0.0),  # x
+    (0.0, _C1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0),  # y
+    (0.0, 0.0, _C1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0),  # z
+    (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, _C22),  # x^2
+    (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -_C22),  # y^2
+    (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 3.0 * _C20, 0.0, 0.0),  # z^2
+    (0.0, 0.0, 0.0, 0.0, _C2, 0.0, 0.0, 0.0, 0.0),  # xy
+    (0.0, 0.0, 0.0, 0.0, 0.0, _C2, 0.0, 0.0, 0.0),  # yz
+    (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, _C2, 0.0),  # xz
+)
+
+
+def _monomials(normals: torch.Tensor) -> torch.Tensor:
+    """``(..., 10)`` monomials of the normalised normals (zero vectors stay zero)."""
+    n = torch.nn.functional.normalize(normals, dim=-1, eps=1e-12)
+    quad = n[..., [0, 1, 0]] * n[..., [1, 2, 2]]  # xy, yz, xz
+    return torch.cat([torch.ones_like(n[..., :1]), n, n * n, quad], dim=-1)
+
+
+def _monomial_matrix(like: torch.Tensor) -> torch.Tensor:
+    return torch.tensor(_MONOMIAL_TO_SH, dtype=like.dtype, device=like.device)
+
+
 def _basis(normals: torch.Tensor) -> torch.Tensor:
     """Basis without input checks; ``normals`` normalised here (zero vectors stay zero)."""
-    n = torch.nn.functional.normalize(normals, dim=-1, eps=1e-12)
-    x, y, z = n.unbind(-1)
-    return torch.stack(
-        [
-            torch.full_like(x, _C0),
-            _C1 * y,
-            _C1 * z,
-            _C1 * x,
-            _C2 * x * y,
-            _C2 * y * z,
-            _C20 * (3.0 * z * z - 1.0),
-            _C2 * x * z,
-            _C22 * (x * x - y * y),
-        ],
-        dim=-1,
-    )
+    return _monomials(normals) @ _monomial_matrix(normals)
 
 
 def sh_basis(normals: torch.Tensor) -> torch.Tensor:
@@ -202,8 +215,9 @@ def irradiance(normals: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
     _check_normals(normals)
     _check_coeffs(coeffs, sizes)
     _check_like("normals", normals, "coeffs", coeffs)
-    # S(n) = sum_k Y_k(n) (A_k / pi) L_k, per channel c.
-    return torch.einsum("bnk,bkc->bnc", _basis(normals), coeffs * _factors(coeffs)[:, None])
+    # S(n) = sum_k Y_k(n) (A_k / pi) L_k per channel; Y = monomials @ M, so S = monomials @ (M @ gamma).
+    gamma = coeffs * _factors(coeffs)[:, None]  # (B, 9, 3)
+    return torch.bmm(_monomials(normals), _monomial_matrix(coeffs) @ gamma)
 
 
 def shade(albedo: torch.Tensor, normals: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
