@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from facerecon.core.check import check_finite, check_floating, check_shape, describe
+from facerecon.core.check import check_finite, check_floating, check_index_range, check_shape, describe
 from facerecon.render.fragments import Fragments
-from facerecon.render.interpolate import interpolate
+from facerecon.render.interpolate import covered_pixels, interpolate
 from facerecon.render.rasterize import check_image_size, rasterize
 from facerecon.render.sh import directional_sh, shade
 
@@ -116,28 +116,29 @@ def shade_fragments(
     sizes: dict[str, int] = {"B": fragments.batch_size}
     albedo = _check_vertex_data(albedo, "albedo", sizes)
     normals = _check_vertex_data(normals, "normals", sizes)
-    rgb = interpolate(albedo, faces, fragments)  # (B, H, W, 3)
-    nrm = interpolate(normals, faces, fragments)
-    return _shade_pixels(rgb, nrm, fragments, sh_coeffs)
-
-
-def _shade_pixels(
-    rgb: torch.Tensor, nrm: torch.Tensor, fragments: Fragments, sh_coeffs: torch.Tensor
-) -> torch.Tensor:
-    """SH-shade interpolated ``(B, H, W, 3)`` albedo and normals at the covered pixels only; ``(B, 3, H, W)``."""
+    if not isinstance(faces, torch.Tensor):
+        raise TypeError(f"faces: expected an int64 tensor of shape (F, 3), got {describe(faces)}")
+    check_shape(faces, "faces", ("F", 3), sizes)
+    check_index_range(faces, "faces", sizes["V"])
     batch, height, width = fragments.face_index.shape
     if not isinstance(sh_coeffs, torch.Tensor):
         raise TypeError(f"sh_coeffs: expected a tensor of shape (B, 9, 3), got {describe(sh_coeffs)}")
     check_shape(sh_coeffs, "sh_coeffs", (batch, 9, 3))
-    mask = fragments.mask.reshape(batch, -1)
-    rgb = rgb.reshape(batch, -1, 3)
-    nrm = nrm.reshape(batch, -1, 3)
-    images = []
-    for b in range(batch):  # shade only the covered pixels of each image
-        idx = torch.nonzero(mask[b], as_tuple=False)[:, 0]
-        colour = shade(rgb[b, idx][None], nrm[b, idx][None], sh_coeffs[b : b + 1])[0]
-        images.append(colour.new_zeros(height * width, 3).index_put((idx,), colour))
-    return _nchw(torch.stack(images).reshape(batch, height, width, 3))
+    if fragments.mask.any() and int(fragments.face_index.max()) >= sizes["F"]:
+        raise ValueError(f"fragments: face indices exceed the {sizes['F']} faces given; rasterized with other faces?")
+    # Work on the covered pixels only: gather corners, interpolate, shade per image, scatter once.
+    flat, b, _, _ = covered_pixels(fragments)
+    corners = faces.to(torch.int64)[fragments.face_index.reshape(-1)[flat]]  # (N, 3)
+    weights = fragments.bary.reshape(-1, 3)[flat].to(albedo.dtype)[..., None]  # (N, 3, 1)
+    rgb = (weights * albedo[b[:, None], corners]).sum(1)  # (N, 3)
+    nrm = (weights * normals[b[:, None], corners]).sum(1)
+    pieces = []
+    for i in range(batch):
+        sel = b == i
+        pieces.append(shade(rgb[sel][None], nrm[sel][None], sh_coeffs[i : i + 1])[0])
+    colour = torch.cat(pieces) if pieces else rgb
+    out = colour.new_zeros(batch * height * width, 3).index_put((flat,), colour)
+    return _nchw(out.reshape(batch, height, width, 3))
 
 
 def render_images(
@@ -186,7 +187,7 @@ def render_images(
     sizes: dict[str, int] = {"B": batch}
     rgb = interpolate(_check_vertex_data(albedo, "albedo", sizes), faces, fragments)
     nrm = interpolate(_check_vertex_data(normals, "normals", sizes), faces, fragments)
-    shaded = _shade_pixels(rgb, nrm, fragments, sh_coeffs)
+    shaded = shade_fragments(fragments, faces, albedo, normals, sh_coeffs)
     albedo_img = _nchw(rgb)
     nrm = torch.nn.functional.normalize(nrm, dim=-1, eps=1e-12)
     mask = fragments.mask[:, None].to(dtype)

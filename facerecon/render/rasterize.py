@@ -201,19 +201,29 @@ def check_image_size(image_size: Sequence[int], name: str = "image_size") -> tup
     return out[0], out[1]
 
 
-def _check_inputs(screen_vertices: torch.Tensor, faces: torch.Tensor) -> dict[str, int]:
+def _check_inputs(screen_vertices: torch.Tensor, faces: torch.Tensor) -> tuple[dict[str, int], np.ndarray, np.ndarray]:
+    """Validate; return the sizes, the vertices as float64 and the faces as int64 NumPy arrays (CPU).
+
+    The value checks (finite, index range) run on the NumPy copies: single-threaded and cheap, where torch's
+    reductions would wake its thread pool for every call (costly on a busy 2-core machine).
+    """
     sizes: dict[str, int] = {}
     if not isinstance(screen_vertices, torch.Tensor):
         raise TypeError(f"screen_vertices: expected a tensor of shape (B, V, 3), got {describe(screen_vertices)}")
     check_shape(screen_vertices, "screen_vertices", ("B", "V", 3), sizes)
     check_floating(screen_vertices, "screen_vertices")
-    check_finite(screen_vertices, "screen_vertices")
     if not isinstance(faces, torch.Tensor):
         raise TypeError(f"faces: expected an int64 tensor of shape (F, 3), got {describe(faces)}")
     check_shape(faces, "faces", ("F", 3), sizes)
     check_integer(faces, "faces")
-    check_index_range(faces, "faces", sizes["V"])
-    return sizes
+    sv = screen_vertices.detach().cpu()
+    if sv.dtype not in (torch.float32, torch.float64):
+        sv = sv.to(torch.float32)
+    screen = np.ascontiguousarray(sv.numpy(), dtype=np.float64)
+    face_np = np.ascontiguousarray(faces.detach().cpu().numpy(), dtype=np.int64)
+    check_finite(screen, "screen_vertices")
+    check_index_range(face_np, "faces", sizes["V"])
+    return sizes, screen, face_np
 
 
 def rasterize(
@@ -252,15 +262,13 @@ def rasterize(
         >>> int(frags.mask.sum())            # pixel centres with x + y <= 4
         15
     """
-    sizes = _check_inputs(screen_vertices, faces)
+    sizes, screen, face_np = _check_inputs(screen_vertices, faces)
     height, width = check_image_size(image_size)
     if isinstance(near, bool) or not isinstance(near, (int, float)) or not math.isfinite(near) or near <= 0:
         raise ValueError(f"near: expected a finite positive number, got {near!r}")
     batch = sizes["B"]
     device, dtype = screen_vertices.device, screen_vertices.dtype
 
-    screen = np.ascontiguousarray(screen_vertices.detach().to(device="cpu", dtype=torch.float64).numpy())
-    face_np = np.ascontiguousarray(faces.detach().to(device="cpu", dtype=torch.int64).numpy())
     # The kernel writes barycentrics and depth in float64 for float64 input, else float32 (then cast).
     out_np = np.float64 if dtype == torch.float64 else np.float32
     face_index = np.full((batch, height, width), -1, dtype=np.int64)
@@ -306,7 +314,7 @@ def rasterize_reference(
     Same contract and results as :func:`rasterize` (up to rounding); ``O(H W F)`` time and memory in chunks,
     so meant for tests and as the benchmark's baseline, not for use.
     """
-    sizes = _check_inputs(screen_vertices, faces)
+    sizes, _, _ = _check_inputs(screen_vertices, faces)
     height, width = check_image_size(image_size)
     batch = sizes["B"]
     sv = screen_vertices.detach().to(torch.float64)
