@@ -85,8 +85,8 @@ class AFLW2000Annotation:
 
     @property
     def yaw_deg(self) -> float:
-        """Yaw in degrees."""
-        return math.degrees(self.yaw)
+        """Yaw in degrees, rounded to 1e-9 degree so that a yaw stored as radians(30) bins as 30, not 29.99..."""
+        return round(math.degrees(self.yaw), 9)
 
     @property
     def box(self) -> np.ndarray:
