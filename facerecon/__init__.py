@@ -9,7 +9,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["FaceModel", "load_model", "__version__"]
+__all__ = ["FaceModel", "Reconstruction", "load_model", "reconstruct", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -17,4 +17,12 @@ def __getattr__(name: str) -> Any:
         from facerecon import models
 
         return getattr(models, name)
+    if name == "reconstruct":
+        from facerecon.pipeline.run import reconstruct
+
+        return reconstruct
+    if name == "Reconstruction":
+        from facerecon.pipeline.reconstruction import Reconstruction
+
+        return Reconstruction
     raise AttributeError(f"module 'facerecon' has no attribute {name!r}")

@@ -39,7 +39,7 @@ import numpy as np
 import pygltflib
 
 from facerecon import __version__
-from facerecon.core.check import check_choice, describe
+from facerecon.core.check import check_choice
 from facerecon.core.mesh import Mesh
 from facerecon.io.atomic import write_bytes_atomic
 from facerecon.io.mesh import MeshFileError, _check_mesh, _decode_texture, _fail, _input_path, _output_path, _png_bytes

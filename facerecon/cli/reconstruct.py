@@ -1,0 +1,84 @@
+"""``facerecon reconstruct IMAGE... -o OUT``: photos to textured, posed 3D faces.
+
+For each image and each face: ``OUT/<image-stem>/<face-index>/`` with mesh.obj (+ .mtl, texture.png),
+mesh.ply, face.glb, params.json, overlay.png, landmarks.png, depth.npy / depth.png, normals.png.
+
+Exit code: 0 when every image gave at least one face; when no image did and every failure has the same
+cause, that cause's code (IMAGE_READ, NO_FACE); otherwise PARTIAL. Every failed image or skipped face is
+reported on its own line and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from facerecon.cli.exit_codes import ExitCode, exit_code_for
+from facerecon.core.errors import FaceReconError
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "reconstruct",
+        help="reconstruct 3D faces from photos",
+        description=__doc__.split("\n\n")[0],
+    )
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="photo files (JPEG, PNG, WebP, BMP, TIFF)")
+    parser.add_argument("-o", "--output", required=True, type=Path, help="output folder")
+    parser.add_argument("--stages", choices=("landmarks", "photometric", "all"), default="all",
+                        help="landmarks only, + photometric refinement, or + albedo refinement (default)")
+    parser.add_argument("--faces", choices=("all", "largest"), default="all", help="which faces of each photo")
+    parser.add_argument("--no-images", action="store_true", help="skip overlay/landmarks/depth/normals pictures")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
+    parser.set_defaults(func=run)
+
+
+def _unique_stem(path: Path, taken: set[str]) -> str:
+    stem, k = path.stem, 2
+    name = stem
+    while name in taken:
+        name, k = f"{stem}-{k}", k + 1
+    taken.add(name)
+    return name
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from facerecon.pipeline.run import ReconstructOptions, Reconstructor
+
+    options = ReconstructOptions(stages=args.stages, faces=args.faces, render_images=not args.no_images)
+    rows: list[tuple[str, str, str, str, str, str]] = []
+    failures: list[ExitCode] = []
+    taken: set[str] = set()
+    with Reconstructor(options=options) as rec:
+        for path in tqdm([Path(p) for p in args.images], desc="reconstructing", unit="image",
+                         disable=args.quiet, file=sys.stderr, leave=False):  # fmt: skip
+            stem = _unique_stem(path, taken)
+            try:
+                result = rec.run(path, name=stem)
+            except FaceReconError as err:
+                print(f"facerecon: {path}: {err}", file=sys.stderr)
+                failures.append(exit_code_for(err))
+                rows.append((stem, "-", "failed", "-", "-", str(err)))
+                continue
+            for skipped in result.skipped:
+                print(f"facerecon: {path}: skipped {skipped.reason}", file=sys.stderr)
+            for face in result.reconstructions:
+                face.save(args.output / stem / str(face.face_index))
+                total = sum(face.timings_ms.values())
+                photo = "-" if face.photometric_error is None else f"{face.photometric_error:.4f}"
+                yaw = f"{face.angles_deg[1]:+.0f}"
+                rows.append((stem, str(face.face_index), "ok", f"{face.landmark_error_px:.2f}", photo, f"yaw {yaw}°, {total:.0f} ms"))
+    if not args.quiet:
+        print("| image | face | status | landmark error (px) | photometric error | notes |")
+        print("|---|---|---|---|---|---|")
+        for row in rows:
+            print("| " + " | ".join(row) + " |")
+    if not failures:
+        return ExitCode.OK
+    succeeded = any(r[2] == "ok" for r in rows)
+    if not succeeded and len(set(failures)) == 1:
+        return failures[0]
+    return ExitCode.PARTIAL

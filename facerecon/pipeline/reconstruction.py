@@ -1,0 +1,162 @@
+"""``Reconstruction``: one fitted face of one photo, and how it is written to disk."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from facerecon.core.mesh import Mesh
+from facerecon.detect.types import Detection
+from facerecon.io.atomic import atomic_path, write_text_atomic
+from facerecon.io.gltf import write_glb
+from facerecon.io.mesh import write_obj, write_ply
+
+# Files written by :meth:`Reconstruction.save`, in writing order (params.json last: its presence means done).
+OUTPUT_FILES = (
+    "texture.png", "mesh.mtl", "mesh.obj", "mesh.ply", "face.glb", "overlay.png", "landmarks.png",
+    "depth.npy", "depth.png", "normals.png", "params.json",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, eq=False)
+class Reconstruction:
+    """A face reconstructed from a photo (NumPy arrays; one face).
+
+    Attributes:
+        image_name: the photo's file stem (or "image" for arrays).
+        face_index: 0 for the largest face of the photo, then by size.
+        detection: the detector's result for this face.
+        image_size: ``(H, W)`` of the photo, px.
+        intrinsics: ``(fx, fy, cx, cy)`` px of the pinhole camera.
+        focal_source: ``"exif"`` or ``"default"``.
+        identity: ``(K_id,)`` identity coefficients (N(0, 1) prior).
+        expression: ``(K_exp,)`` expression weights in [0, 1]; names in ``expression_names``.
+        expression_names: ARKit-style names of the expressions.
+        rotation: ``(3, 3)`` model-to-camera rotation; translation: ``(3,)`` mm.
+        angles_deg: ``(3,)`` head (pitch, yaw, roll) in degrees (docs/conventions.md).
+        sh: ``(9, 3)`` SH radiance coefficients, or None when the photometric stage did not run.
+        vertices: ``(V, 3)`` the fitted mesh (``submesh``) in model space, mm (apply the pose for camera space).
+        triangles: ``(F, 3)`` int64 triangles of ``submesh``.
+        submesh: which sub-mesh ``vertices`` covers (``"head"``).
+        albedo: ``(V, 3)`` per-vertex albedo in [0, 1] (the landmark stage alone gives a flat skin colour).
+        texture: ``(S, S, 3)`` uint8 face texture (the model's UV tile 0) from the photo.
+        export_mesh: the textured mesh with morph targets that the files are written from.
+        landmarks68: ``(68, 2)`` the fitted model's iBUG landmarks projected into the photo, px.
+        landmark_error_px: median distance between fitted and detected landmarks, px.
+        photometric_error: mean RGB distance over visible face vertices (paper 004 sec. 7.2), or None.
+        stages: the stages that ran, in order.
+        timings_ms: wall time per stage, ms.
+        losses: final energy terms per stage.
+        overlay / landmarks_image / depth / normals_image: pictures for a person; depth in mm, 0 = background.
+    """
+
+    image_name: str
+    face_index: int
+    detection: Detection
+    image_size: tuple[int, int]
+    intrinsics: tuple[float, float, float, float]
+    focal_source: str
+    identity: np.ndarray
+    expression: np.ndarray
+    expression_names: tuple[str, ...]
+    rotation: np.ndarray
+    translation: np.ndarray
+    angles_deg: np.ndarray
+    sh: np.ndarray | None
+    vertices: np.ndarray
+    triangles: np.ndarray
+    submesh: str
+    albedo: np.ndarray
+    texture: np.ndarray
+    export_mesh: Mesh
+    landmarks68: np.ndarray
+    landmark_error_px: float
+    photometric_error: float | None
+    stages: tuple[str, ...]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    losses: dict[str, dict[str, float]] = field(default_factory=dict)
+    overlay: np.ndarray | None = None
+    landmarks_image: np.ndarray | None = None
+    depth: np.ndarray | None = None
+    normals_image: np.ndarray | None = None
+
+    @property
+    def camera_vertices(self) -> np.ndarray:
+        """``(V, 3)`` the fitted mesh in camera space, mm (OpenCV axes)."""
+        return self.vertices @ self.rotation.T + self.translation
+
+    def params(self) -> dict:
+        """Everything numeric about the fit, JSON-ready (what ``params.json`` holds)."""
+        fx, fy, cx, cy = self.intrinsics
+        box = self.detection.box
+        return {
+            "image": self.image_name,
+            "face_index": self.face_index,
+            "image_size": {"height": self.image_size[0], "width": self.image_size[1]},
+            "box": [float(v) for v in box],
+            "detection_score": self.detection.score,
+            "identity": [float(v) for v in self.identity],
+            "expression": {n: float(v) for n, v in zip(self.expression_names, self.expression)},
+            "rotation": self.rotation.tolist(),
+            "translation_mm": self.translation.tolist(),
+            "head_angles_deg": dict(zip(("pitch", "yaw", "roll"), map(float, self.angles_deg))),
+            "head_angles_convention": "R_camera = diag(1,-1,-1) @ Rz(roll) @ Ry(yaw) @ Rx(pitch); see docs/conventions.md",
+            "intrinsics": {"fx": fx, "fy": fy, "cx": cx, "cy": cy, "focal_source": self.focal_source},
+            "sh_coefficients": None if self.sh is None else self.sh.tolist(),
+            "sh_convention": "radiance SH, 3 bands, (9, 3) RGB; shading = sum (A_l/pi) L_lm Y_lm(n); see facerecon.render.sh",
+            "landmarks68": self.landmarks68.tolist(),
+            "landmark_error_px": self.landmark_error_px,
+            "landmark_nme": self.landmark_error_px / max(self.detection.box_size, 1e-9),
+            "photometric_error": self.photometric_error,
+            "stages": list(self.stages),
+            "timings_ms": self.timings_ms,
+            "losses": self.losses,
+            "units": "mm",
+            "model": "ICT Face Model Light (MIT)",
+        }
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write every output file into ``directory`` (created), each file atomically; returns the directory.
+
+        Files: ``mesh.obj`` + ``mesh.mtl`` + ``texture.png``, ``mesh.ply`` (vertex colours), ``face.glb``
+        (textured, 53 expression morph targets with the fitted weights), ``params.json``, ``overlay.png``,
+        ``landmarks.png``, ``depth.npy`` + ``depth.png``, ``normals.png``. ``params.json`` is written last.
+        """
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        write_obj(out / "mesh.obj", self.export_mesh, texture_name="texture.png")
+        write_ply(out / "mesh.ply", self.export_mesh)
+        write_glb(out / "face.glb", self.export_mesh)
+        for name, picture in (("overlay.png", self.overlay), ("landmarks.png", self.landmarks_image),
+                              ("normals.png", self.normals_image)):  # fmt: skip
+            if picture is not None:
+                _write_png(out / name, picture)
+        if self.depth is not None:
+            with atomic_path(out / "depth.npy") as tmp:
+                np.save(tmp, self.depth.astype(np.float32))
+            _write_png(out / "depth.png", _depth_picture(self.depth))
+        write_text_atomic(out / "params.json", json.dumps(self.params(), indent=2, allow_nan=False))
+        return out
+
+
+def _write_png(path: Path, rgb: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)):
+            raise OSError(f"could not write {path}")
+
+
+def _depth_picture(depth: np.ndarray) -> np.ndarray:
+    """Depth (mm, 0 = background) as 8-bit grey: near white, far dark grey, background black."""
+    covered = depth > 0
+    out = np.zeros(depth.shape + (3,), np.uint8)
+    if covered.any():
+        near, far = depth[covered].min(), depth[covered].max()
+        grey = 1.0 - 0.8 * (depth - near) / max(far - near, 1e-9)
+        out[covered] = np.round(np.clip(grey[covered], 0, 1) * 255).astype(np.uint8)[:, None]
+    return out
+

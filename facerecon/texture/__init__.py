@@ -1,0 +1,1 @@
+"""Textures: UV unwrapping of photos, the export atlas, completion and de-lighting."""
