@@ -47,7 +47,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         p = protocols.add_parser(name, help=help_text, description=help_text)
         p.add_argument("dataset", metavar="DIR", help="the dataset folder")
         p.add_argument("--method", default=_default_method(name, methods), choices=methods,
-                       help=f"the method to measure ({method_help})")
+                       help=f"the method to measure (default: %(default)s; {method_help})")
         p.add_argument("-O", "--method-option", action="append", default=[], metavar="KEY=VALUE",
                        help="an option of the method, e.g. -O face_detector=cnn (repeatable)")
         p.add_argument("--json", metavar="FILE", help="write the summary and per-image rows as JSON")

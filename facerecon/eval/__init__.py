@@ -27,8 +27,21 @@ from facerecon.eval.datasets import (
     read_pp,
     write_pp,
 )
-from facerecon.eval.image_metrics import l1_error, overlay, photometric_error, psnr, ssim, ssim_map
-from facerecon.eval.landmark_metrics import YAW_BIN_LABELS, box_size, ced_curve, nme, yaw_bin
+from facerecon.eval.image_metrics import (
+    l1_error,
+    overlay,
+    photometric_error,
+    psnr,
+    ssim,
+    ssim_map,
+)
+from facerecon.eval.landmark_metrics import (
+    YAW_BIN_LABELS,
+    box_size,
+    ced_curve,
+    nme,
+    yaw_bin,
+)
 from facerecon.eval.mesh_metrics import (
     NOW_LANDMARKS_IBUG68,
     AlignmentResult,
@@ -64,17 +77,18 @@ from facerecon.eval.protocols import (
 )
 
 __all__ = [
+    "CAPABILITIES",
+    "NOW_LANDMARKS_IBUG68",
+    "YAW_BIN_LABELS",
     "AFLW2000Annotation",
     "AFLW2000Report",
     "AFLW2000Row",
     "AFLW2000Sample",
     "AlignmentResult",
-    "CAPABILITIES",
     "DatasetFileError",
     "Method",
     "MethodInfo",
     "MethodOutput",
-    "NOW_LANDMARKS_IBUG68",
     "NoWReport",
     "NoWRow",
     "NoWSample",
@@ -83,7 +97,6 @@ __all__ = [
     "PhotosReport",
     "ScanError",
     "Status",
-    "YAW_BIN_LABELS",
     "align_mesh_to_scan",
     "available_methods",
     "box_size",

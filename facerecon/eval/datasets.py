@@ -108,7 +108,7 @@ def read_aflw2000_mat(path: str | os.PathLike[str]) -> AFLW2000Annotation:
         raise DatasetFileError(f"{p}: annotation file missing")
     try:
         data = loadmat(str(p))
-    except Exception as err:  # scipy raises ValueError, TypeError, MatReadError... on corrupt files
+    except Exception as err:  # noqa: BLE001 - scipy raises ValueError, TypeError, MatReadError... on corrupt files
         raise DatasetFileError(f"{p}: unreadable .mat file ({type(err).__name__}: {err})") from None
     for key in ("pt3d_68", "Pose_Para"):
         if key not in data:

@@ -102,7 +102,7 @@ class FaceEmbedder:
         b = np.asarray(box, dtype=np.float64)
         check_shape(b, "box", (4,))
         check_finite(b, "box")
-        x0, y0, x1, y1 = (int(round(c)) for c in b)
+        x0, y0, x1, y1 = (round(float(c)) for c in b)
         if x1 <= x0 or y1 <= y0:
             raise ValueError(f"box: expected x0 < x1 and y0 < y1, got {b.tolist()}")
         return self._dlib.rectangle(x0, y0, x1, y1)

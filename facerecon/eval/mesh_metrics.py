@@ -25,7 +25,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from facerecon.core.check import check_finite, check_floating, check_index_range, check_integer, check_shape, describe
+from facerecon.core.check import (
+    check_finite,
+    check_floating,
+    check_index_range,
+    check_integer,
+    check_shape,
+    describe,
+)
 from facerecon.geometry.align import SimilarityTransform, icp, umeyama
 
 __all__ = [

@@ -29,7 +29,13 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from facerecon.core.check import check_choice, check_finite, check_index_range, check_shape, describe
+from facerecon.core.check import (
+    check_choice,
+    check_finite,
+    check_index_range,
+    check_shape,
+    describe,
+)
 from facerecon.core.errors import NoFaceError
 
 __all__ = [

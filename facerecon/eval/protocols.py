@@ -29,9 +29,26 @@ from typing import Any
 import numpy as np
 
 from facerecon.core.errors import FaceReconError, ImageReadError, NoFaceError
-from facerecon.eval.datasets import AFLW2000Sample, DatasetFileError, NoWSample, PhotoSample
-from facerecon.eval.image_metrics import l1_error, overlay, photometric_error, psnr, ssim
-from facerecon.eval.landmark_metrics import YAW_BIN_EDGES_DEG, YAW_BIN_LABELS, box_size, nme, yaw_bin
+from facerecon.eval.datasets import (
+    AFLW2000Sample,
+    DatasetFileError,
+    NoWSample,
+    PhotoSample,
+)
+from facerecon.eval.image_metrics import (
+    l1_error,
+    overlay,
+    photometric_error,
+    psnr,
+    ssim,
+)
+from facerecon.eval.landmark_metrics import (
+    YAW_BIN_EDGES_DEG,
+    YAW_BIN_LABELS,
+    box_size,
+    nme,
+    yaw_bin,
+)
 from facerecon.eval.mesh_metrics import now_scan_error
 from facerecon.eval.methods import Method, MethodOutput
 
@@ -203,7 +220,7 @@ class AFLW2000Report:
                 {"name": r.name, "status": r.status.value, "message": r.message,
                  "nme": _json_float(None if r.nme is None else 100.0 * r.nme), "yaw_deg": _json_float(r.yaw_deg, 3)}
                 for r in self.rows
-            ],  # fmt: skip
+            ],
         }
 
     def to_markdown(self) -> str:
@@ -340,7 +357,7 @@ class NoWReport:
                  "message": r.message, "median_mm": _json_float(r.median), "mean_mm": _json_float(r.mean),
                  "std_mm": _json_float(r.std), "points": None if r.distances is None else int(r.distances.size)}
                 for r in self.rows
-            ],  # fmt: skip
+            ],
         }
 
     def to_markdown(self) -> str:

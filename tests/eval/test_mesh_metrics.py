@@ -197,7 +197,23 @@ def test_now_error_of_the_same_face_is_zero(face) -> None:
     assert 0.3 * len(face["v"]) < err.crop.sum() < len(face["v"])  # the sphere keeps the face, not all of it
 
 
-def test_now_error_of_a_perturbed_face_is_the_known_error(face) -> None:
+def _save_error_picture(path, scan_model_space: np.ndarray, crop: np.ndarray, distances: np.ndarray) -> None:
+    """Front view of the scan: points outside the NoW crop grey, inside coloured by their error (mm)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 6), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.scatter(scan_model_space[~crop, 0], scan_model_space[~crop, 1], s=1, c="0.8")
+    sc = ax.scatter(scan_model_space[crop, 0], scan_model_space[crop, 1], s=1, c=distances, cmap="viridis")
+    fig.colorbar(sc, ax=ax, label="scan-to-mesh distance (mm)")
+    ax.set_aspect("equal")
+    ax.set_title("NoW error of the rippled mean face (grey: outside the crop)")
+    fig.savefig(path)
+
+
+def test_now_error_of_a_perturbed_face_is_the_known_error(face, artifacts_dir) -> None:
     """The face with a smooth ripple ``1 mm * cos(2 pi x / 30) cos(2 pi y / 30)`` along its normals: zero-mean and
     not a similarity, so the alignment cannot reduce it and the error is the ripple's own size."""
     from facerecon.geometry.mesh_ops import vertex_normals
@@ -217,6 +233,8 @@ def test_now_error_of_a_perturbed_face_is_the_known_error(face) -> None:
     # ... which is about the ripple's mean size, E|cos cos| = (2 / pi)^2 mm, in scan units (x 1.07).
     assert err.mean == pytest.approx((2 / np.pi) ** 2 * s, rel=0.1)
     assert known.max() <= 1.0 * s + 1e-9
+    if artifacts_dir is not None:
+        _save_error_picture(artifacts_dir / "eval_now_ripple_error.png", v, err.crop, err.distances)
 
 
 def test_now_error_does_not_modify_inputs(face) -> None:

@@ -83,7 +83,7 @@ def test_aflw2000_exact_nme_by_yaw(aflw_dir, tmp_path, eval_data) -> None:
 
 
 def test_aflw2000_failures_are_rows(aflw_dir, tmp_path, eval_data) -> None:
-    src, truth = aflw_dir
+    src, _ = aflw_dir
     d = tmp_path / "d"
     shutil.copytree(src, d)
     (d / "image00000.mat").unlink()  # missing annotation
