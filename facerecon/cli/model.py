@@ -1,4 +1,4 @@
-"""``facerecon model install|info``: install the face model and describe what is installed."""
+"""``facerecon model install|info|calibrate``: install the face model, describe it, embed the detector's landmarks."""
 
 from __future__ import annotations
 
@@ -23,7 +23,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     install.add_argument("--force", action="store_true", help="re-install even if the same source is installed")
     install.add_argument("--home", help="cache root (default $FACERECON_HOME or ~/.cache/facerecon)")
     install.add_argument("--quiet", action="store_true", help="no progress bar")
+    install.add_argument(
+        "--no-calibrate", action="store_true", help="do not embed the MediaPipe landmarks after a (re)install"
+    )
     install.set_defaults(func=run_install)
+
+    calibrate = actions.add_parser(
+        "calibrate",
+        help="embed MediaPipe's 478 landmarks on the installed model (from renders of it)",
+        description="Render the model in several identities, poses and lightings, run MediaPipe's face mesh on the "
+        "renders, back-project its landmarks onto the surface and save the robust average as the 'mediapipe478' "
+        "landmark scheme in the model cache. Prints the reprojection error on held-out renders.",
+    )
+    calibrate.add_argument("--home", help="cache root (default $FACERECON_HOME or ~/.cache/facerecon)")
+    calibrate.add_argument("--quiet", action="store_true", help="no progress bar")
+    calibrate.set_defaults(func=run_calibrate)
 
     info = actions.add_parser("info", help="describe the installed model (installs it first if missing)")
     info.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -39,7 +53,33 @@ def run_install(args: argparse.Namespace) -> int:
     verb = "installed" if result.installed else "already installed (same source SHA-256)"
     print(f"ICT Face Model Light {verb} in {result.path} from {result.source} "
           f"(sha256 {result.sha256[:12]}…, {result.seconds:.1f} s)")
+    if result.installed and not args.no_calibrate:
+        _calibrate(args.home, quiet=args.quiet)
     return ExitCode.OK
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    _calibrate(args.home, quiet=args.quiet)
+    return ExitCode.OK
+
+
+def _calibrate(home: str | None, *, quiet: bool) -> None:
+    from tqdm import tqdm
+
+    from facerecon.calibrate import calibrate_landmarks, save_embedding
+    from facerecon.models import load_model
+
+    model = load_model(home=home, install=False)
+    with tqdm(total=0, desc="calibrating landmarks", unit="render", disable=quiet, leave=False) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        embedding = calibrate_landmarks(model, progress=progress)
+    path = save_embedding(embedding, model.info["cache"])
+    print(f"MediaPipe landmarks embedded in {path} ({embedding.seconds:.1f} s)")
+    print(embedding.summary())
 
 
 def run_info(args: argparse.Namespace) -> int:

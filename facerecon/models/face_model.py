@@ -41,18 +41,113 @@ class SubMesh:
 
 @dataclass(frozen=True)
 class LandmarkScheme:
-    """Landmarks defined as template vertices.
+    """Landmarks defined on the template: single vertices, or points inside triangles (barycentric).
+
+    A landmark's position on any face of the model (any identity and expression) is
+    ``sum_j weights[l, j] * vertices[triangles[l, j]]`` (:meth:`points`). A *vertex* scheme (``ibug68``) has
+    ``triangles[l] = (i, i, i)`` and ``weights[l] = (1, 0, 0)``; a *barycentric* scheme (``mediapipe478``,
+    calibrated by :mod:`facerecon.calibrate`) has real triangles and its ``vertex_indices`` are the corner of
+    largest weight (the nearest vertex), for code that works with vertices only.
 
     Attributes:
         name: e.g. ``"ibug68"``.
         vertex_indices: ``(L,)`` int64.
         contour: ``(L,)`` bool, True for contour landmarks whose surface point slides with pose
             (paper 004, sec. 6.1).
+        triangles: ``(L, 3)`` int64 vertex triples; default ``vertex_indices`` repeated.
+        weights: ``(L, 3)`` float barycentric weights (each row sums to 1); default ``(1, 0, 0)``.
+        valid: ``(L,)`` bool, False for landmarks the scheme does not place on the model (e.g. MediaPipe's
+            iris points, which sit on the moving eyeballs); default all True.
+
+    Raises:
+        TypeError / ValueError: fields of other shapes or dtypes.
     """
 
     name: str
     vertex_indices: torch.Tensor
     contour: torch.Tensor
+    triangles: torch.Tensor | None = None
+    weights: torch.Tensor | None = None
+    valid: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        sizes: dict[str, int] = {}
+        check_shape(self.vertex_indices, "vertex_indices", ("L",), sizes)
+        check_shape(self.contour, "contour", ("L",), sizes)
+        if (self.triangles is None) != (self.weights is None):
+            raise ValueError("triangles: triangles and weights must be given together, got only one of them")
+        idx = self.vertex_indices
+        if self.triangles is None:
+            object.__setattr__(self, "triangles", idx[:, None].expand(-1, 3).clone())
+            weights = torch.zeros(idx.shape[0], 3, device=idx.device)
+            weights[:, 0] = 1.0
+            object.__setattr__(self, "weights", weights)
+        check_shape(self.triangles, "triangles", ("L", 3), sizes)
+        check_shape(self.weights, "weights", ("L", 3), sizes)
+        check_floating(self.weights, "weights")
+        if self.valid is None:
+            object.__setattr__(self, "valid", torch.ones(idx.shape[0], dtype=torch.bool, device=idx.device))
+        check_shape(self.valid, "valid", ("L",), sizes)
+
+    @classmethod
+    def from_barycentric(
+        cls,
+        name: str,
+        triangles: torch.Tensor,
+        weights: torch.Tensor,
+        contour: torch.Tensor,
+        valid: torch.Tensor | None = None,
+    ) -> LandmarkScheme:
+        """A barycentric scheme; ``vertex_indices`` become each landmark's corner of largest weight."""
+        check_shape(triangles, "triangles", ("L", 3))
+        check_shape(weights, "weights", ("L", 3))
+        nearest = triangles.gather(1, weights.argmax(dim=1, keepdim=True))[:, 0]
+        return cls(name, nearest, contour, triangles, weights, valid)
+
+    @property
+    def size(self) -> int:
+        """The number of landmarks ``L``."""
+        return int(self.vertex_indices.shape[0])
+
+    @property
+    def is_barycentric(self) -> bool:
+        """True when some landmark lies inside a triangle rather than on a vertex."""
+        return bool((self.triangles != self.vertex_indices[:, None]).any() or (self.weights[:, 0] != 1).any())
+
+    def points(self, vertices: torch.Tensor) -> torch.Tensor:
+        """The landmarks' 3D positions on faces of the model.
+
+        Args:
+            vertices: ``(B, V, 3)`` vertices in mm (any sub-mesh that contains every landmark's triangle,
+                e.g. ``model(..., submesh="face")``).
+
+        Returns:
+            ``(B, L, 3)`` mm, in the dtype and on the device of ``vertices``; differentiable w.r.t. them. Rows
+            of landmarks that are not ``valid`` are NaN, so that using them by mistake cannot go unnoticed.
+
+        Raises:
+            TypeError: non-floating vertices.
+            ValueError: wrong shape, or too few vertices for the scheme's triangles.
+
+        Example:
+            >>> scheme = model.landmarks("mediapipe478")         # doctest: +SKIP
+            >>> scheme.points(model(identity, submesh="face"))   # (B, 478, 3)  # doctest: +SKIP
+        """
+        check_shape(vertices, "vertices", ("B", "V", 3))
+        check_floating(vertices, "vertices")
+        tri = self.triangles.to(vertices.device)
+        needed = int(tri.max()) + 1 if tri.numel() else 0
+        if vertices.shape[1] < needed:
+            raise ValueError(
+                f"vertices: the scheme {self.name!r} needs at least {needed} vertices, got {vertices.shape[1]}"
+            )
+        weights = self.weights.to(device=vertices.device, dtype=vertices.dtype)
+        # p_l = sum_j w_lj v_{t_lj}: gather the corners (B, L, 3 corners, 3 xyz), weight and sum the corners.
+        points = torch.einsum("blkc,lk->blc", vertices[:, tri], weights)
+        valid = self.valid.to(vertices.device)
+        if bool(valid.all()):
+            return points
+        return torch.where(valid[None, :, None], points, torch.full_like(points, float("nan")))
 
 
 class FaceModel(nn.Module):
@@ -137,6 +232,9 @@ class FaceModel(nn.Module):
         for name, scheme in self._landmark_schemes.items():
             self.register_buffer(f"_landmarks_{name}", scheme.vertex_indices.long())
             self.register_buffer(f"_contour_{name}", scheme.contour.bool())
+            self.register_buffer(f"_lmtriangles_{name}", scheme.triangles.long())
+            self.register_buffer(f"_lmweights_{name}", scheme.weights.float())
+            self.register_buffer(f"_lmvalid_{name}", scheme.valid.bool())
         full = (sizes["V"], sizes["F"])
         self._submesh_sizes: dict[str, tuple[int, int]] = dict(submeshes or {})
         self._submesh_sizes.setdefault("full", full)
@@ -175,10 +273,19 @@ class FaceModel(nn.Module):
         return SubMesh(name, vertex_count, self.triangles[:triangle_count], self.uv_triangles[:triangle_count])
 
     def landmarks(self, scheme: str = "ibug68") -> LandmarkScheme:
-        """A landmark scheme as template vertex indices (on this model's device)."""
+        """A landmark scheme (vertex indices, and triangles with barycentric weights) on this model's device.
+
+        ``"ibug68"`` and the jawlines are vertex schemes; ``"mediapipe478"`` is barycentric and exists once the
+        model has been calibrated (``facerecon model calibrate``).
+        """
         check_choice(scheme, "scheme", self.landmark_scheme_names)
         return LandmarkScheme(
-            scheme, getattr(self, f"_landmarks_{scheme}"), getattr(self, f"_contour_{scheme}")
+            scheme,
+            getattr(self, f"_landmarks_{scheme}"),
+            getattr(self, f"_contour_{scheme}"),
+            getattr(self, f"_lmtriangles_{scheme}"),
+            getattr(self, f"_lmweights_{scheme}"),
+            getattr(self, f"_lmvalid_{scheme}"),
         )
 
     def expression_index(self, name: str) -> int:

@@ -10,6 +10,7 @@ import torch
 from facerecon.core.check import check_choice
 from facerecon.models.face_model import FaceModel, LandmarkScheme
 from facerecon.models.ict import cache_dir, ensure_installed, load_arrays
+from facerecon.models.landmark_file import cached_landmark_schemes
 
 MODEL_NAMES = ("ict",)
 
@@ -32,6 +33,9 @@ def load_model(
         progress: show a progress bar if a download happens.
         device: where to put the buffers (default CPU).
 
+    The model carries the landmark schemes ``"ibug68"`` and the jawlines, and ``"mediapipe478"`` once it has
+    been calibrated (``facerecon model calibrate``, :mod:`facerecon.calibrate`).
+
     Raises:
         ModelSourceError: installing failed (see :func:`facerecon.models.ict.install_ict`).
         ModelCacheError: ``install=False`` and nothing (readable) is installed.
@@ -51,6 +55,12 @@ def load_model(
             key = f"{side}_jawline{suffix}"
             idx = torch.from_numpy(arrays[key])
             schemes[key] = LandmarkScheme(key, idx, torch.ones(len(idx), dtype=torch.bool))
+    # The calibrated MediaPipe embedding (`facerecon model calibrate`), when the cache holds one for this install.
+    schemes.update(
+        cached_landmark_schemes(
+            cache_dir(home), model_source_sha256=meta.get("source_sha256"), vertex_count=int(arrays["mean"].shape[0])
+        )
+    )
     submeshes = {
         str(n): (int(v), int(f))
         for n, v, f in zip(arrays["submesh_names"], arrays["submesh_vertex_counts"], arrays["submesh_triangle_counts"])
