@@ -48,11 +48,14 @@ class Reconstruction:
         export_mesh: the textured mesh with morph targets that the files are written from.
         landmarks68: ``(68, 2)`` the fitted model's iBUG landmarks projected into the photo, px.
         landmark_error_px: median distance between fitted and detected landmarks, px.
-        photometric_error: mean RGB distance over visible face vertices (paper 004 sec. 7.2), or None.
+        photometric_error: mean RGB distance between ``rendered`` and the photo over ``face_mask`` (paper 004
+            sec. 7.2, channels in [0, 1]), or None without the photometric stage.
         stages: the stages that ran, in order.
         timings_ms: wall time per stage, ms.
         losses: final energy terms per stage.
         overlay / landmarks_image / depth / normals_image: pictures for a person; depth in mm, 0 = background.
+        rendered: ``(H, W, 3)`` float32 in [0, 1], the fitted face (albedo under the fitted light) over the
+            photo's pixel grid; face_mask: ``(H, W)`` bool, its pixels (the photometric region, brow to chin).
     """
 
     image_name: str
@@ -84,6 +87,8 @@ class Reconstruction:
     landmarks_image: np.ndarray | None = None
     depth: np.ndarray | None = None
     normals_image: np.ndarray | None = None
+    rendered: np.ndarray | None = None
+    face_mask: np.ndarray | None = None
 
     @property
     def camera_vertices(self) -> np.ndarray:

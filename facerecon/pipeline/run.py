@@ -23,6 +23,7 @@ from scipy.spatial import cKDTree
 
 from facerecon.core.check import check_choice
 from facerecon.core.errors import FitDivergedError, NoFaceError
+from facerecon.core.threads import torch_threads
 from facerecon.core.mesh import Mesh
 from facerecon.detect.types import Detection
 from facerecon.fit.landmarks import LandmarkFit, LandmarkFitConfig, LandmarkFitter, ibug68_targets
@@ -37,7 +38,7 @@ from facerecon.pipeline.reconstruction import Reconstruction
 from facerecon.render.images import composite, display_light, normals_to_rgb, render_images, to_uint8
 from facerecon.render.sh import shade
 from facerecon.texture.atlas import ExportLayout, export_layout, paint_patches
-from facerecon.texture.photo import photo_texture
+from facerecon.texture.photo import PhotoTextureBaker
 
 STAGES = ("landmarks", "photometric", "all")
 FACE_CHOICES = ("all", "largest")
@@ -61,6 +62,8 @@ class ReconstructOptions:
         landmark: settings of the landmark stage.
         photometric: settings of the photometric stage.
         render_images: also draw the overlay, landmarks, depth and normals pictures.
+        torch_threads: torch threads while fitting one photo (see :mod:`facerecon.core.threads`); None leaves
+            torch's setting alone.
     """
 
     stages: str = "all"
@@ -72,6 +75,7 @@ class ReconstructOptions:
     landmark: LandmarkFitConfig = field(default_factory=LandmarkFitConfig)
     photometric: PhotometricConfig = field(default_factory=PhotometricConfig)
     render_images: bool = True
+    torch_threads: int | None = 1
 
     def __post_init__(self) -> None:
         check_choice(self.stages, "stages", STAGES)
@@ -123,6 +127,7 @@ class Reconstructor:
         self.targets = ibug68_targets(model)
         self.fitter = LandmarkFitter(model, self.targets, options.landmark)
         self.layout: ExportLayout = export_layout(model, "head")
+        self.baker = PhotoTextureBaker(model.uvs, model.submesh("face").uv_triangles, options.texture_size)
         face_n = model.submesh("face").vertex_count
         fit_n = model.submesh(options.photometric.fit_region).vertex_count
         mean = model.mean.cpu().numpy()
@@ -147,6 +152,10 @@ class Reconstructor:
             ImageReadError: the file cannot be read.
             NoFaceError: no face, or none of at least ``min_face_px``.
         """
+        with torch_threads(self.options.torch_threads):
+            return self._run(image, name)
+
+    def _run(self, image: str | os.PathLike[str] | np.ndarray, name: str | None) -> ImageResult:
         focal_35 = None
         if isinstance(image, np.ndarray):
             from facerecon.io.image import as_rgb_uint8
@@ -260,11 +269,18 @@ class Reconstructor:
         t = time.perf_counter()
         light = sh if sh is not None else None
         fallback = albedo[:face_n] if light is None else shade(albedo[None, :face_n], normals_face, light[None])[0].clamp(0, 1)
-        tex = photo_texture(photo, screen[:, :face_n], cam[:, :face_n], face_sub.triangles, model.uvs, face_sub.uv_triangles, fallback, size=opts.texture_size)
+        tex = self.baker.bake(photo, screen[:, :face_n], cam[:, :face_n], face_sub.triangles, fallback)
         export_texture = paint_patches(tex.texture, self.layout, skin_rgb)
         export_mesh = self._export_mesh(verts[0], expression, export_texture)
         timings["texture"] = (time.perf_counter() - t) * 1000
 
+        t = time.perf_counter()
+        fit_sub = model.submesh(opts.photometric.fit_region)
+        unoccluded = (~pfit.occluded) if pfit is not None else torch.ones(fit_n, dtype=torch.bool)
+        rendered, face_mask = _render_face(photo, screen[:, :fit_n], cam[:, :fit_n], fit_sub.triangles, albedo[:fit_n], sh, unoccluded)
+        if sh is not None:
+            photometric_error = _pixel_photometric_error(photo, rendered, face_mask)
+        timings["render"] = (time.perf_counter() - t) * 1000
         overlay = landmarks_image = depth = normals_image = None
         projected68 = screen[0, self.targets.vertex_indices, :2].numpy()
         if lm_fit is not None:  # the slid contour vertices are the ones that match the detection's jaw
@@ -305,6 +321,8 @@ class Reconstructor:
             landmarks_image=landmarks_image,
             depth=depth,
             normals_image=normals_image,
+            rendered=rendered,
+            face_mask=face_mask,
         )
 
     # ---------------------------------------------------------------------------------------------
@@ -428,6 +446,38 @@ def _pictures(photo: torch.Tensor, screen: torch.Tensor, cam: torch.Tensor, tria
     depth = (images.depth * images.mask)[0, 0].numpy()
     normals_rgb = normals_to_rgb(images.normals, images.mask)
     return to_uint8(overlay)[0], depth, to_uint8(normals_rgb)[0]
+
+
+def _render_face(
+    photo: torch.Tensor,
+    screen: torch.Tensor,
+    cam: torch.Tensor,
+    triangles: torch.Tensor,
+    albedo: torch.Tensor,
+    sh: torch.Tensor | None,
+    unoccluded: torch.Tensor,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The fitted face (albedo under the fitted light) rendered over the photo's pixels, and the mask of its
+    pixels that show the face itself (covered by the mesh, not by an occluder the fit found: hair, hands...)."""
+    from facerecon.render.interpolate import interpolate
+    from facerecon.render.sh import ambient_sh
+
+    _, height, width = photo.shape
+    normals = vertex_normals(cam, triangles)
+    light = sh[None] if sh is not None else ambient_sh(1.0, batch_size=1)
+    images = render_images(screen, triangles, (height, width), normals=normals, albedo=albedo[None], sh_coeffs=light)
+    rendered = images.shaded[0].clamp(0, 1).permute(1, 2, 0).numpy().astype(np.float32)
+    clean = interpolate(unoccluded.float()[:, None], triangles, images.fragments)[0, ..., 0]
+    mask = (images.mask[0, 0] > 0.5) & (clean > 0.5)
+    return rendered, mask.numpy()
+
+
+def _pixel_photometric_error(photo: torch.Tensor, rendered: np.ndarray, mask: np.ndarray) -> float:
+    """Paper 004 sec. 7.2: the mean RGB distance (channels in [0, 1]) over the face's visible pixels."""
+    if not mask.any():
+        return float("nan")
+    diff = photo.permute(1, 2, 0).numpy()[mask] - rendered[mask]
+    return float(np.linalg.norm(diff, axis=1).mean())
 
 
 def _landmarks_picture(image: np.ndarray, detected: np.ndarray, fitted: np.ndarray) -> np.ndarray:

@@ -131,3 +131,36 @@ def test_cli_batch_goes_on_past_bad_items(faces_dir, tmp_path: Path, model_home,
     assert (out / "prnet-4" / "0" / "params.json").is_file()
     assert main(["reconstruct", str(blank), "-o", str(out), "--quiet"]) == ExitCode.NO_FACE
     assert main(["reconstruct", str(broken), "-o", str(out), "--quiet"]) == ExitCode.IMAGE_READ
+
+
+def test_facerecon_is_an_evaluation_method(faces_dir, model_home) -> None:
+    from facerecon.eval.methods import create_method
+    from facerecon.io.image import read_image
+
+    image = read_image(faces_dir / "prnet-4.jpg")
+    with create_method("facerecon", home=str(model_home)) as method:
+        out = method.predict(image)
+    assert out.landmarks68.shape == (68, 2) and out.now_landmarks.shape == (7, 3)
+    assert out.rendered.shape == image.shape and out.mask.shape == image.shape[:2] and out.mask.any()
+    assert (out.vertices[:, 2] > 0).all()  # camera space, in front of the camera
+
+
+def test_torch_threads_is_scoped() -> None:
+    import torch
+
+    from facerecon.core.threads import torch_threads
+
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="count: expected a positive integer"):
+        with torch_threads(0):
+            pass
+
+
+def test_demo_reconstructs_the_astronaut(tmp_path: Path, model_home, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("FACERECON_HOME", str(model_home))
+    assert main(["demo", "-o", str(tmp_path), "--stages", "landmarks", "--quiet"]) == ExitCode.OK
+    params = json.loads((tmp_path / "astronaut" / "0" / "params.json").read_text())
+    assert params["landmark_nme"] < 0.04 and abs(params["head_angles_deg"]["yaw"]) < 30
