@@ -31,6 +31,7 @@ from facerecon.models.regions import Region
 
 
 CONTOUR_CANDIDATE_SPACING_MM = 4.0
+REFERENCE_LANDMARK_COUNT = 68
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class LandmarkFitConfig:
         damping: initial Levenberg-Marquardt damping, relative to the mean diagonal of the normal matrix.
     """
 
-    iterations: int = 12
+    iterations: int = 8
     landmark_sigma: float = 0.02
     expression_weight: float = 4.0
     frozen_expressions: tuple[str, ...] = (
@@ -70,15 +71,91 @@ class LandmarkTargets:
     """Model-side definition of the landmarks being fitted.
 
     Attributes:
-        vertex_indices: ``(L,)`` int64 template vertices of the landmarks (fixed points and the initial
-            vertex of sliding ones).
+        vertex_indices: ``(L,)`` int64 template vertices of the landmarks (for barycentric landmarks the corner
+            of largest weight; sliding landmarks start there).
         contour: ``(L,)`` bool, landmarks that slide along the face contour.
         contour_candidates: ``(C,)`` int64 template vertices a sliding landmark may move to.
+        triangles: ``(L, 3)`` int64 vertex triples; a landmark is ``sum_j weights[l, j] * v[triangles[l, j]]``.
+        weights: ``(L, 3)`` float barycentric weights (``(1, 0, 0)`` for vertex landmarks).
+        scheme: the detector's landmark scheme these targets match (``"ibug68"``, ``"mediapipe478"``).
+        detector_indices: ``(L,)`` which of the detector's landmarks each target is (e.g. the 468 non-iris
+            points of MediaPipe's 478).
     """
 
     vertex_indices: np.ndarray
     contour: np.ndarray
     contour_candidates: np.ndarray
+    triangles: np.ndarray | None = None
+    weights: np.ndarray | None = None
+    scheme: str = "ibug68"
+    detector_indices: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.vertex_indices)
+        if self.triangles is None:
+            object.__setattr__(self, "triangles", np.repeat(np.asarray(self.vertex_indices)[:, None], 3, axis=1))
+            weights = np.zeros((n, 3))
+            weights[:, 0] = 1.0
+            object.__setattr__(self, "weights", weights)
+        if self.detector_indices is None:
+            object.__setattr__(self, "detector_indices", np.arange(n))
+        check_shape(self.triangles, "triangles", (n, 3))
+        check_shape(self.weights, "weights", (n, 3))
+        check_shape(self.contour, "contour", (n,))
+        check_shape(self.detector_indices, "detector_indices", (n,))
+
+    def select(self, landmarks: np.ndarray) -> np.ndarray:
+        """The detector's landmarks ``(L_det, 2)`` these targets fit, ``(L, 2)``."""
+        return np.asarray(landmarks)[self.detector_indices]
+
+
+def _contour_candidates(
+    model: FaceModel, regions: tuple[Region, ...], below_eyes: bool, keep: np.ndarray, spacing_mm: float
+) -> np.ndarray:
+    """Face vertices of ``regions`` (optionally below the eyes), one per ``spacing_mm`` cell, plus ``keep``."""
+    labels = model.region_labels.cpu().numpy()
+    mean = model.mean.cpu().numpy()
+    face_count = model.submesh("face").vertex_count
+    ibug = model.landmarks("ibug68").vertex_indices.cpu().numpy()
+    candidate = np.isin(labels[:face_count], regions)
+    if below_eyes:
+        candidate &= mean[:face_count, 1] < mean[ibug[36:48], 1].mean()
+    candidates = np.flatnonzero(candidate)
+    # One candidate per cell: the contour is located to a few mm anyway, and fewer candidates keep the
+    # sliding step cheap.
+    _, first = np.unique(np.floor(mean[candidates] / spacing_mm), axis=0, return_index=True)
+    return np.union1d(candidates[first], keep)
+
+
+def mediapipe478_targets(model: FaceModel) -> LandmarkTargets:
+    """MediaPipe's dense landmarks on ``model`` (needs the ``mediapipe478`` scheme from calibration).
+
+    Landmarks the scheme does not place (the irises, on the moving eyeballs) are left out; the face-oval
+    points slide over the forehead, cheek and jaw vertices.
+
+    Raises:
+        ValueError: the model has no ``mediapipe478`` scheme (run ``facerecon model calibrate``).
+    """
+    if "mediapipe478" not in model.landmark_scheme_names:
+        raise ValueError("model: no 'mediapipe478' landmark scheme; run `facerecon model calibrate`")
+    scheme = model.landmarks("mediapipe478")
+    valid = scheme.valid.cpu().numpy()
+    idx = np.flatnonzero(valid)
+    contour = scheme.contour.cpu().numpy()[idx]
+    vertices = scheme.vertex_indices.cpu().numpy()[idx]
+    candidates = _contour_candidates(
+        model, (Region.FOREHEAD, Region.CHEEKS, Region.CHIN_JAW), below_eyes=False, keep=vertices[contour],
+        spacing_mm=2 * CONTOUR_CANDIDATE_SPACING_MM,  # 36 sliding points over a larger area than the jaw's 17
+    )
+    return LandmarkTargets(
+        vertex_indices=vertices,
+        contour=contour,
+        contour_candidates=candidates,
+        triangles=scheme.triangles.cpu().numpy()[idx],
+        weights=scheme.weights.double().cpu().numpy()[idx],
+        scheme="mediapipe478",
+        detector_indices=idx,
+    )
 
 
 def ibug68_targets(model: FaceModel) -> LandmarkTargets:
@@ -89,17 +166,11 @@ def ibug68_targets(model: FaceModel) -> LandmarkTargets:
     """
     scheme = model.landmarks("ibug68")
     idx = scheme.vertex_indices.cpu().numpy()
-    labels = model.region_labels.cpu().numpy()
-    mean = model.mean.cpu().numpy()
-    face_count = model.submesh("face").vertex_count
-    eye_level = mean[idx[36:48], 1].mean()
-    candidate = np.isin(labels[:face_count], [Region.CHEEKS, Region.CHIN_JAW]) & (mean[:face_count, 1] < eye_level)
-    candidates = np.flatnonzero(candidate)
-    # One candidate per 4 mm cell: the contour is located to a few mm anyway, and fewer candidates keep
-    # the sliding step cheap.
-    _, first = np.unique(np.floor(mean[candidates] / CONTOUR_CANDIDATE_SPACING_MM), axis=0, return_index=True)
-    candidates = np.union1d(candidates[first], idx[scheme.contour.cpu().numpy()])
-    return LandmarkTargets(idx, scheme.contour.cpu().numpy(), candidates)
+    contour = scheme.contour.cpu().numpy()
+    candidates = _contour_candidates(
+        model, (Region.CHEEKS, Region.CHIN_JAW), below_eyes=True, keep=idx[contour], spacing_mm=CONTOUR_CANDIDATE_SPACING_MM
+    )
+    return LandmarkTargets(idx, contour, candidates)
 
 
 @dataclass(frozen=True)
@@ -112,7 +183,10 @@ class LandmarkFit:
         rotation: ``(3, 3)`` model-to-camera rotation.
         translation: ``(3,)`` model-to-camera translation, mm.
         focal: focal length used, px.
-        vertex_indices: ``(L,)`` the template vertex each landmark ended on (contours slid).
+        vertex_indices: ``(L,)`` the template vertex each landmark ended on (contours slid; the nearest corner
+            for barycentric landmarks).
+        triangles: ``(L, 3)`` and weights ``(L, 3)``: each landmark as a barycentric point of the template
+            (slid contour landmarks are single vertices).
         projected: ``(L, 2)`` the fitted landmarks projected into the image, px.
         residual_px: ``(L,)`` distance between projected and detected landmarks, px.
         iterations: iterations run.
@@ -129,17 +203,26 @@ class LandmarkFit:
     residual_px: np.ndarray
     iterations: int
     history: tuple[float, ...] = field(default_factory=tuple)
+    triangles: np.ndarray | None = None
+    weights: np.ndarray | None = None
 
 
 class _LinearLandmarks:
-    """Mean and bases of a set of template vertices, flattened for fast Gauss-Newton."""
+    """Mean and bases of points on the template (vertices, or barycentric points in triangles)."""
 
-    def __init__(self, model: FaceModel, vertices: np.ndarray, identity_modes: int) -> None:
-        idx = torch.as_tensor(vertices, dtype=torch.long, device=model.mean.device)
-        self.mean = model.mean[idx].double().cpu().numpy()  # (N, 3)
-        ident = model.identity_basis[:identity_modes, idx].double().cpu().numpy()  # (Ki, N, 3)
-        expr = model.expression_basis[:, idx].double().cpu().numpy()  # (Ke, N, 3)
-        self.basis = np.concatenate([ident, expr], 0).transpose(1, 2, 0)  # (N, 3, K)
+    def __init__(self, model: FaceModel, triangles: np.ndarray, weights: np.ndarray, identity_modes: int) -> None:
+        tri = torch.as_tensor(triangles, dtype=torch.long, device=model.mean.device)  # (N, 3)
+        w = torch.as_tensor(weights, dtype=torch.float64, device=model.mean.device)  # (N, 3)
+        self.mean = torch.einsum("nkc,nk->nc", model.mean[tri].double(), w).cpu().numpy()  # (N, 3)
+        ident = torch.einsum("mnkc,nk->mnc", model.identity_basis[:identity_modes, tri].double(), w)
+        expr = torch.einsum("mnkc,nk->mnc", model.expression_basis[:, tri].double(), w)
+        self.basis = torch.cat([ident, expr], 0).permute(1, 2, 0).cpu().numpy()  # (N, 3, K)
+
+    @classmethod
+    def of_vertices(cls, model: FaceModel, vertices: np.ndarray, identity_modes: int) -> _LinearLandmarks:
+        weights = np.zeros((len(vertices), 3))
+        weights[:, 0] = 1.0
+        return cls(model, np.repeat(np.asarray(vertices)[:, None], 3, axis=1), weights, identity_modes)
 
     def points(self, coeffs: np.ndarray) -> np.ndarray:
         return self.mean + self.basis @ coeffs
@@ -214,9 +297,9 @@ class LandmarkFitter:
         self.targets = targets
         self.config = config
         self.identity_modes = min(config.identity_modes, model.identity_count)
-        self._fixed = _LinearLandmarks(model, targets.vertex_indices, self.identity_modes)
+        self._fixed = _LinearLandmarks(model, targets.triangles, targets.weights, self.identity_modes)
         self._candidates = (
-            _LinearLandmarks(model, targets.contour_candidates, self.identity_modes)
+            _LinearLandmarks.of_vertices(model, targets.contour_candidates, self.identity_modes)
             if config.sliding_contour and targets.contour.any()
             else None
         )
@@ -233,7 +316,8 @@ class LandmarkFitter:
         """Fit pose, identity and expression to one face's 2-D landmarks.
 
         Args:
-            landmarks: ``(L, 2)`` detected landmarks, px (pixel centres at integers).
+            landmarks: ``(L, 2)`` the targets' landmarks, px (pixel centres at integers); use
+                ``targets.select(detection.landmarks)`` for a detector's full set.
             focal: focal length, px.
             principal_point: ``(cx, cy)``, px.
             confidence: ``(L,)`` weights in [0, 1] (default 1).
@@ -247,6 +331,47 @@ class LandmarkFitter:
         """
         with _blas_single_thread():
             return self._fit(landmarks, focal, principal_point, confidence, init)
+
+    def _slide(
+        self, coeffs: np.ndarray, rotation: np.ndarray, translation: np.ndarray, points: np.ndarray,
+        focal: float, cx: float, cy: float,
+    ) -> np.ndarray:  # fmt: skip
+        """Index into the contour candidates of the vertex closest to the ray through each 2-D point
+        (paper 004 sec. 6.1: "the mesh vertex that is closest to the 3D line defined by the camera centre and
+        the back-projection of the detected 2D feature point")."""
+        cand_cam = self._candidates.points(coeffs) @ rotation.T + translation  # (C, 3)
+        rays = np.stack([(points[:, 0] - cx) / focal, (points[:, 1] - cy) / focal, np.ones(len(points))], 1)
+        rays /= np.linalg.norm(rays, axis=1, keepdims=True)
+        along = cand_cam @ rays.T  # (C, Lc)
+        dist2 = np.sum(cand_cam**2, 1)[:, None] - along**2
+        dist2[along <= 0] = np.inf
+        return np.argmin(dist2, axis=0)
+
+    def project(
+        self,
+        landmarks: np.ndarray,
+        *,
+        identity: np.ndarray,
+        expression: np.ndarray,
+        rotation: np.ndarray,
+        translation: np.ndarray,
+        focal: float,
+        principal_point: tuple[float, float],
+    ) -> np.ndarray:
+        """``(L, 2)`` px: this fitter's landmarks on a given face, contours slid to the given 2-D landmarks.
+
+        For reporting a fit made with other landmarks (e.g. the 68 iBUG points of a dense MediaPipe fit).
+        """
+        cx, cy = map(float, principal_point)
+        coeffs = np.concatenate([np.asarray(identity)[: self.identity_modes], np.asarray(expression)])
+        mean, basis = self._fixed.mean.copy(), self._fixed.basis.copy()
+        contour = np.flatnonzero(self.targets.contour) if self._candidates is not None else np.zeros(0, np.int64)
+        if len(contour):
+            best = self._slide(coeffs, rotation, translation, np.asarray(landmarks, np.float64)[contour], focal, cx, cy)
+            mean[contour] = self._candidates.mean[best]
+            basis[contour] = self._candidates.basis[best]
+        cam = (mean + basis @ coeffs) @ np.asarray(rotation).T + np.asarray(translation)
+        return _project(cam, focal, cx, cy)
 
     def _fit(
         self,
@@ -264,6 +389,9 @@ class LandmarkFitter:
             raise ValueError(f"landmarks: expected at least 6 landmarks for a pose, got {L}")
         conf = np.ones(L) if confidence is None else np.clip(np.asarray(confidence, np.float64), 0.0, 1.0)
         check_shape(conf, "confidence", (L,))
+        # The priors are tuned for 68 independent landmarks; denser schemes are strongly correlated, so their
+        # total weight is kept at 68 landmarks' worth.
+        conf = conf * (REFERENCE_LANDMARK_COUNT / L)
         f2d = np.asarray(landmarks, np.float64)
         cx, cy = map(float, principal_point)
         k_id = self.identity_modes
@@ -273,6 +401,8 @@ class LandmarkFitter:
         candidates = self._candidates
         contour = np.flatnonzero(targets.contour) if candidates is not None else np.zeros(0, np.int64)
         vertex_indices = targets.vertex_indices.copy()
+        triangles = targets.triangles.copy()
+        weights = np.asarray(targets.weights, dtype=np.float64).copy()
         mean = fixed.mean.copy()
         basis = fixed.basis.copy()
 
@@ -300,15 +430,10 @@ class LandmarkFitter:
 
         for it in range(config.iterations):
             if len(contour):
-                # Slide: the candidate closest to the ray through each contour landmark (paper 004 sec. 6.1).
-                cand_cam = candidates.points(coeffs) @ rotation.T + translation  # (C, 3)
-                rays = np.stack([(f2d[contour, 0] - cx) / focal, (f2d[contour, 1] - cy) / focal, np.ones(len(contour))], 1)
-                rays /= np.linalg.norm(rays, axis=1, keepdims=True)
-                along = cand_cam @ rays.T  # (C, Lc)
-                dist2 = np.sum(cand_cam**2, 1)[:, None] - along**2
-                dist2[along <= 0] = np.inf
-                best = np.argmin(dist2, axis=0)
+                best = self._slide(coeffs, rotation, translation, f2d[contour], focal, cx, cy)
                 vertex_indices[contour] = targets.contour_candidates[best]
+                triangles[contour] = targets.contour_candidates[best][:, None]
+                weights[contour] = (1.0, 0.0, 0.0)
                 mean[contour] = candidates.mean[best]
                 basis[contour] = candidates.basis[best]
 
@@ -330,10 +455,18 @@ class LandmarkFitter:
             dproj[:, 1, 1] = focal / z
             dproj[:, 1, 2] = -focal * y / z**2
             dproj /= size
-            d_omega = -rotation[None] @ _skew(model_pts)  # (L, 3, 3): R exp([w]) X, derivative at w = 0
-            d_coeff = rotation[None] @ basis  # (L, 3, K)
-            dcam = np.concatenate([d_omega, np.broadcast_to(np.eye(3), (L, 3, 3)), d_coeff], axis=2)  # (L, 3, 6+K)
-            J = (dproj @ dcam).reshape(2 * L, 6 + K)
+            # d(cam)/d(omega) = -R [X]x (R exp([w]) X at w = 0), d(cam)/dt = I, d(cam)/d(coeffs) = R B.
+            dproj_r = dproj @ rotation  # (L, 2, 3): chain through the rotation once, not per coefficient
+            J = np.empty((L, 2, 6 + K))
+            J[:, :, 0:3] = -dproj_r @ _skew(model_pts)
+            J[:, :, 3:6] = dproj
+            # (L, 2, 3) x (L, 3, K) as three broadcast products: faster than a stack of tiny matmuls.
+            J[:, :, 6:] = (
+                dproj_r[:, :, 0:1] * basis[:, None, 0, :]
+                + dproj_r[:, :, 1:2] * basis[:, None, 1, :]
+                + dproj_r[:, :, 2:3] * basis[:, None, 2, :]
+            )
+            J = J.reshape(2 * L, 6 + K)
             r = residual.reshape(2 * L)
             wr = np.repeat(w, 2)
             H = J.T @ (J * wr[:, None])
@@ -373,6 +506,8 @@ class LandmarkFitter:
             translation=translation,
             focal=float(focal),
             vertex_indices=vertex_indices,
+            triangles=triangles,
+            weights=weights,
             projected=proj,
             residual_px=np.linalg.norm(proj - f2d, axis=1),
             iterations=len(history),

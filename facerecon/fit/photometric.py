@@ -161,9 +161,12 @@ def fit_photometric(
     L = len(start.vertex_indices)
     lm_target = torch.as_tensor(landmarks, dtype=dtype)
     lm_conf = torch.ones(L, dtype=dtype) if confidence is None else torch.as_tensor(confidence, dtype=dtype).clamp(0, 1)
-    lm_idx = torch.as_tensor(start.vertex_indices, dtype=torch.long)
+    tri_np = start.triangles if start.triangles is not None else np.repeat(start.vertex_indices[:, None], 3, 1)
+    w_np = start.weights if start.weights is not None else np.tile([1.0, 0.0, 0.0], (L, 1))
+    lm_tri = torch.as_tensor(tri_np, dtype=torch.long)
+    lm_w = torch.as_tensor(w_np, dtype=dtype)
     face_count = model.submesh("face").vertex_count
-    if int(lm_idx.max()) >= face_count:
+    if int(lm_tri.max()) >= face_count:
         raise ValueError("landmark vertices must lie in the face sub-mesh")
     size = float(np.sqrt(np.prod(np.ptp(landmarks, axis=0)) + 1e-9))
 
@@ -240,7 +243,7 @@ def fit_photometric(
         n_use = use.sum().clamp_min(1)
         terms = {"residual": residual}
         e_photo = (residual * use).sum() / n_use
-        lm_pred = screen[0, lm_idx, :2]
+        lm_pred = _landmark_pixels(screen[0], lm_tri, lm_w)
         e_lan = (lm_conf * ((lm_pred - lm_target) / size).pow(2).sum(-1)).mean()
         e_id = identity.pow(2).sum() / identity.numel()
         e_exp = expression.pow(2).sum() / expression.numel()
@@ -272,7 +275,7 @@ def fit_photometric(
 
     with torch.no_grad():
         rotation = rot0 @ axis_angle_to_matrix(omega)
-        lm_err = (screen[0, lm_idx, :2] - lm_target).norm(dim=-1).numpy()
+        lm_err = (_landmark_pixels(screen[0], lm_tri, lm_w) - lm_target).norm(dim=-1).numpy()
         losses = {
             "photometric": float(e_photo), "landmarks": float(e_lan), "identity": float(e_id),
             "expression": float(e_exp), "albedo_global": float(e_glo), "albedo_sparsity": float(e_ref),
@@ -292,6 +295,15 @@ def fit_photometric(
         losses=losses,
         history=tuple(history),
     )
+
+
+def _landmark_pixels(screen: torch.Tensor, triangles: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``(L, 2)`` pixel positions of barycentric landmarks, projected exactly (from their 3D points)."""
+    # Interpolate in camera space (u*z, v*z, z) so that the projection of the 3D point is exact.
+    z = screen[:, 2:3]
+    homogeneous = torch.cat([screen[:, :2] * z, z], -1)[triangles]  # (L, 3, 3)
+    point = (homogeneous * weights[..., None]).sum(1)
+    return point[:, :2] / point[:, 2:3]
 
 
 def _visibility(screen: torch.Tensor, tris: torch.Tensor, height: int, width: int) -> torch.Tensor:

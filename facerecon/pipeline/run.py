@@ -26,7 +26,7 @@ from facerecon.core.errors import FitDivergedError, NoFaceError
 from facerecon.core.threads import torch_threads
 from facerecon.core.mesh import Mesh
 from facerecon.detect.types import Detection
-from facerecon.fit.landmarks import LandmarkFit, LandmarkFitConfig, LandmarkFitter, ibug68_targets
+from facerecon.fit.landmarks import LandmarkFit, LandmarkFitConfig, LandmarkFitter, ibug68_targets, mediapipe478_targets
 from facerecon.fit.photometric import PhotometricConfig, PhotometricFit, fit_photometric
 from facerecon.geometry.camera import focal_px_from_35mm
 from facerecon.geometry.mesh_ops import vertex_normals
@@ -126,6 +126,12 @@ class Reconstructor:
         self.detector = detector
         self.targets = ibug68_targets(model)
         self.fitter = LandmarkFitter(model, self.targets, options.landmark)
+        # Dense MediaPipe landmarks once the model is calibrated for them (facerecon.calibrate).
+        self.dense_fitter = (
+            LandmarkFitter(model, mediapipe478_targets(model), options.landmark)
+            if "mediapipe478" in model.landmark_scheme_names
+            else None
+        )
         self.layout: ExportLayout = export_layout(model, "head")
         self.baker = PhotoTextureBaker(model.uvs, model.submesh("face").uv_triangles, options.texture_size)
         face_n = model.submesh("face").vertex_count
@@ -208,11 +214,15 @@ class Reconstructor:
         pp = ((width - 1) / 2.0, (height - 1) / 2.0)
 
         t = time.perf_counter()
-        landmarks = detection.to_ibug68()
-        confidence = np.clip(detection.confidence[: len(landmarks)] if detection.scheme == "ibug68" else np.full(68, min(detection.score, 1.0)), 0, 1)
-        lm_fit = self.fitter.fit(landmarks, focal=focal, principal_point=pp, confidence=confidence)
+        landmarks68 = detection.to_ibug68()
+        fitter = self.dense_fitter if (self.dense_fitter is not None and detection.scheme == "mediapipe478") else self.fitter
+        landmarks = fitter.targets.select(detection.landmarks) if fitter is self.dense_fitter else landmarks68
+        confidence = np.clip(fitter.targets.select(detection.confidence[:, None])[:, 0] if fitter is self.dense_fitter
+                             else (detection.confidence if detection.scheme == "ibug68" else np.full(68, detection.score)), 0, 1)  # fmt: skip
+        lm_fit = fitter.fit(landmarks, focal=focal, principal_point=pp, confidence=confidence)
         timings["landmarks"] = (time.perf_counter() - t) * 1000
-        losses["landmarks"] = {"energy": lm_fit.history[-1] if lm_fit.history else float("nan")}
+        losses["landmarks"] = {"energy": lm_fit.history[-1] if lm_fit.history else float("nan"),
+                               "scheme": 478.0 if fitter is self.dense_fitter else 68.0}  # fmt: skip
         _check_finite_fit(lm_fit)
         stages = ["landmarks"]
 
@@ -282,13 +292,15 @@ class Reconstructor:
             photometric_error = _pixel_photometric_error(photo, rendered, face_mask)
         timings["render"] = (time.perf_counter() - t) * 1000
         overlay = landmarks_image = depth = normals_image = None
-        projected68 = screen[0, self.targets.vertex_indices, :2].numpy()
-        if lm_fit is not None:  # the slid contour vertices are the ones that match the detection's jaw
-            projected68 = screen[0, torch.as_tensor(lm_fit.vertex_indices), :2].numpy()
+        # The fitted model's 68 iBUG points, its jaw slid to the detected jaw (paper 004 sec. 6.1).
+        projected68 = self.fitter.project(
+            landmarks68, identity=identity.double().numpy(), expression=expression.double().numpy(),
+            rotation=rotation.double().numpy(), translation=translation.double().numpy(), focal=focal, principal_point=pp,
+        )  # fmt: skip
         if opts.render_images:
             t = time.perf_counter()
             overlay, depth, normals_image = _pictures(photo, screen, cam, head_sub.triangles)
-            landmarks_image = _landmarks_picture(image, landmarks, projected68)
+            landmarks_image = _landmarks_picture(image, landmarks68, projected68)
             timings["images"] = (time.perf_counter() - t) * 1000
         angles = np.degrees(camera_rotation_to_head_angles(rotation.double()).numpy())
         return Reconstruction(
@@ -312,7 +324,7 @@ class Reconstructor:
             texture=tex.texture,
             export_mesh=export_mesh,
             landmarks68=projected68.astype(np.float64),
-            landmark_error_px=float(np.median(np.linalg.norm(projected68 - landmarks, axis=1))),
+            landmark_error_px=float(np.median(np.linalg.norm(projected68 - landmarks68, axis=1))),
             photometric_error=photometric_error,
             stages=tuple(stages),
             timings_ms={k: round(v, 2) for k, v in timings.items()},
