@@ -13,10 +13,14 @@ __all__ = ["FaceModel", "Reconstruction", "load_model", "reconstruct", "__versio
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("FaceModel", "load_model"):
-        from facerecon import models
+    if name == "FaceModel":
+        from facerecon.models import FaceModel
 
-        return getattr(models, name)
+        return FaceModel
+    if name == "load_model":  # installed on first use, and calibrated for the default landmark detector
+        from facerecon.pipeline.setup import load_model
+
+        return load_model
     if name == "reconstruct":
         from facerecon.pipeline.run import reconstruct
 

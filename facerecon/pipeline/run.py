@@ -111,7 +111,7 @@ class Reconstructor:
 
     def __init__(self, model: FaceModel | None = None, options: ReconstructOptions = ReconstructOptions(), detector=None) -> None:
         if model is None:
-            from facerecon.models import load_model
+            from facerecon.pipeline.setup import load_model
 
             model = load_model()
         self.model = model
