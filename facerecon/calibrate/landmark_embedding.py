@@ -151,7 +151,8 @@ class EmbeddingConfig:
         supersample: renders are rasterized at this many times the size and averaged down (antialiasing).
         trim_fraction: a candidate surface point is scored by the mean px error of its projections over the
             views after dropping this fraction of the largest errors (occlusions, detector failures).
-        max_candidates: at most this many of a landmark's samples are scored as candidates (evenly spaced).
+        max_candidates: at most this many of a landmark's samples are scored as candidates (evenly spaced) next
+            to the snapped geometric median; 0 keeps the snapped geometric median.
         seed: seed of the jitter and the hold-out split.
         batch_size: views rendered at once.
     """
@@ -196,8 +197,8 @@ class EmbeddingConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 10.0:
                 raise ValueError(f"{name}: expected degrees in [0, 10], got {value!r}")
-        if self.max_candidates < 1:
-            raise ValueError(f"max_candidates: expected an int >= 1, got {self.max_candidates}")
+        if self.max_candidates < 0:
+            raise ValueError(f"max_candidates: expected an int >= 0, got {self.max_candidates}")
         if not (isinstance(self.trim_fraction, (int, float)) and 0.0 <= self.trim_fraction < 1.0):
             raise ValueError(f"trim_fraction: expected a number in [0, 1), got {self.trim_fraction!r}")
         if not (isinstance(self.holdout_fraction, (int, float)) and 0.0 <= self.holdout_fraction < 1.0):
