@@ -173,3 +173,33 @@ def check_file(path: str | os.PathLike[str], name: str) -> Path:
     if not p.is_file():
         raise ValueError(f"{name}: expected a file, got a directory or special file: {p}")
     return p
+
+
+def check_mesh(
+    vertices: Any,
+    faces: Any,
+    sizes: dict[str, int],
+    *,
+    vertices_name: str = "screen_vertices",
+    vertices_spec: ShapeSpec = ("B", "V", 3),
+    faces_name: str = "faces",
+) -> None:
+    """Check a floating, finite vertex tensor and an integer ``(F, 3)`` face tensor that indexes it.
+
+    ``vertices_spec`` must name the vertex axis ``"V"`` (or ``"T"`` for UVs): the faces are checked against it.
+
+    Raises:
+        TypeError: non-tensors, non-floating vertices, non-integer faces.
+        ValueError: wrong shapes, NaN/inf vertices, face indices out of range.
+    """
+    count_axis = "T" if "T" in vertices_spec else "V"
+    if not isinstance(vertices, torch.Tensor):
+        raise TypeError(f"{vertices_name}: expected a tensor of shape {_format_spec(vertices_spec)}, got {describe(vertices)}")
+    check_shape(vertices, vertices_name, vertices_spec, sizes)
+    check_floating(vertices, vertices_name)
+    check_finite(vertices, vertices_name)
+    if not isinstance(faces, torch.Tensor):
+        raise TypeError(f"{faces_name}: expected an int64 tensor of shape (F, 3), got {describe(faces)}")
+    check_shape(faces, faces_name, ("F", 3), sizes)
+    check_integer(faces, faces_name)
+    check_index_range(faces, faces_name, sizes[count_axis])

@@ -21,6 +21,7 @@ import torch
 
 from facerecon.core.check import (
     check_finite,
+    check_mesh,
     check_floating,
     check_index_range,
     check_integer,
@@ -92,16 +93,7 @@ def barycentrics(
     """
     _check_fragments(fragments)
     sizes: dict[str, int] = {"B": fragments.batch_size}
-    if not isinstance(screen_vertices, torch.Tensor):
-        raise TypeError(f"screen_vertices: expected a tensor of shape (B, V, 3), got {describe(screen_vertices)}")
-    check_shape(screen_vertices, "screen_vertices", ("B", "V", 3), sizes)
-    check_floating(screen_vertices, "screen_vertices")
-    check_finite(screen_vertices, "screen_vertices")
-    if not isinstance(faces, torch.Tensor):
-        raise TypeError(f"faces: expected an int64 tensor of shape (F, 3), got {describe(faces)}")
-    check_shape(faces, "faces", ("F", 3), sizes)
-    check_integer(faces, "faces")
-    check_index_range(faces, "faces", sizes["V"])
+    check_mesh(screen_vertices, faces, sizes)
     batch, height, width = fragments.face_index.shape
     dtype, device = screen_vertices.dtype, screen_vertices.device
 

@@ -22,6 +22,7 @@ import torch
 
 from facerecon.core.check import (
     check_finite,
+    check_mesh,
     check_floating,
     check_index_range,
     check_integer,
@@ -84,16 +85,7 @@ def rasterize_uv(uvs: torch.Tensor, uv_faces: torch.Tensor, size: int) -> Fragme
     """
     _check_size(size)
     sizes: dict[str, int] = {}
-    if not isinstance(uvs, torch.Tensor):
-        raise TypeError(f"uvs: expected a tensor of shape (T, 2), got {describe(uvs)}")
-    check_shape(uvs, "uvs", ("T", 2), sizes)
-    check_floating(uvs, "uvs")
-    check_finite(uvs, "uvs")
-    if not isinstance(uv_faces, torch.Tensor):
-        raise TypeError(f"uv_faces: expected an int64 tensor of shape (F, 3), got {describe(uv_faces)}")
-    check_shape(uv_faces, "uv_faces", ("F", 3), sizes)
-    check_integer(uv_faces, "uv_faces")
-    check_index_range(uv_faces, "uv_faces", sizes["T"])
+    check_mesh(uvs, uv_faces, sizes, vertices_name="uvs", vertices_spec=("T", 2), faces_name="uv_faces")
     texel = uv_to_texel(uvs.detach(), size)
     screen = torch.cat([texel, torch.ones_like(texel[:, :1])], dim=-1)[None]  # (1, T, 3), depth 1
     return rasterize(screen, uv_faces, (size, size), perspective_correct=False)

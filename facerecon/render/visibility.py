@@ -17,11 +17,7 @@ import math
 import torch
 
 from facerecon.core.check import (
-    check_finite,
-    check_floating,
-    check_index_range,
-    check_integer,
-    check_shape,
+    check_mesh,
     describe,
 )
 from facerecon.render.fragments import Fragments
@@ -30,16 +26,7 @@ __all__ = ["face_orientation", "front_facing_faces", "front_facing_vertices", "v
 
 
 def _check(screen_vertices: torch.Tensor, faces: torch.Tensor, sizes: dict[str, int]) -> None:
-    if not isinstance(screen_vertices, torch.Tensor):
-        raise TypeError(f"screen_vertices: expected a tensor of shape (B, V, 3), got {describe(screen_vertices)}")
-    check_shape(screen_vertices, "screen_vertices", ("B", "V", 3), sizes)
-    check_floating(screen_vertices, "screen_vertices")
-    check_finite(screen_vertices, "screen_vertices")
-    if not isinstance(faces, torch.Tensor):
-        raise TypeError(f"faces: expected an int64 tensor of shape (F, 3), got {describe(faces)}")
-    check_shape(faces, "faces", ("F", 3), sizes)
-    check_integer(faces, "faces")
-    check_index_range(faces, "faces", sizes["V"])
+    check_mesh(screen_vertices, faces, sizes)
 
 
 def _orientation(screen_vertices: torch.Tensor, faces: torch.Tensor, perspective_correct: bool) -> torch.Tensor:
