@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import statistics
-import time
 import zipfile
 from pathlib import Path
 
@@ -24,19 +22,11 @@ from facerecon.geometry.camera import PerspectiveCamera, transform
 from facerecon.geometry.mesh_ops import vertex_normals
 from facerecon.geometry.rotation import axis_angle_to_matrix, head_angles_to_camera_rotation
 from facerecon.render.sh import ambient_sh, shade
+from _timing import median_ms  # benchmarks/_timing.py (the script folder is on sys.path)
 
 DEFAULT_SOURCE = Path(__file__).resolve().parents[2] / "shared/data/ict-facekit/ICT-FaceKit-master.zip"
 MEMBER = "ICT-FaceKit-master/FaceXModel/generic_neutral_mesh.obj"
 
-
-def _median_ms(fn, runs: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def _read_mesh(source: str) -> tuple[np.ndarray, np.ndarray]:
@@ -112,23 +102,23 @@ def main() -> None:
 
     _row(
         f"vertex_normals forward, B={batch} (float32)",
-        _median_ms(lambda: vertex_normals(verts, faces), runs),
-        _median_ms(lambda: _np_vertex_normals(verts64, f_np), max(3, runs // 5)),
+        median_ms(lambda: vertex_normals(verts, faces), runs),
+        median_ms(lambda: _np_vertex_normals(verts64, f_np), max(3, runs // 5)),
     )
     vg = verts.clone().requires_grad_()
 
     def normals_fb() -> None:
         vertex_normals(vg, faces).sum().backward()
 
-    _row(f"vertex_normals forward+backward, B={batch}", _median_ms(normals_fb, runs), _median_ms(lambda: vertex_normals(verts, faces), runs))
+    _row(f"vertex_normals forward+backward, B={batch}", median_ms(normals_fb, runs), median_ms(lambda: vertex_normals(verts, faces), runs))
 
     normals = vertex_normals(verts, faces)
     albedo = torch.full_like(verts, 0.6)
     coeffs = ambient_sh(1.0, batch) + 0.1 * torch.randn(batch, 9, 3, generator=torch.Generator().manual_seed(0))
     _row(
         f"shade (SH, 9x3), B={batch}, V={v_np.shape[0]}",
-        _median_ms(lambda: shade(albedo, normals, coeffs), runs),
-        _median_ms(lambda: _np_shade(albedo.numpy(), normals.numpy(), coeffs.numpy()), runs),
+        median_ms(lambda: shade(albedo, normals, coeffs), runs),
+        median_ms(lambda: _np_shade(albedo.numpy(), normals.numpy(), coeffs.numpy()), runs),
     )
 
     cam = PerspectiveCamera.from_fov(math.radians(30), 512, 512)
@@ -138,7 +128,7 @@ def main() -> None:
         p = verts.numpy() @ k.T
         return p[..., :2] / p[..., 2:]
 
-    _row(f"project, B={batch}, V={v_np.shape[0]}", _median_ms(lambda: cam.project(verts), runs), _median_ms(np_project, runs))
+    _row(f"project, B={batch}, V={v_np.shape[0]}", median_ms(lambda: cam.project(verts), runs), median_ms(np_project, runs))
 
     g = torch.Generator().manual_seed(1)
     src = torch.randn(64, 68, 3, generator=g, dtype=torch.float64) * 40
@@ -150,8 +140,8 @@ def main() -> None:
     tgt = truth.apply(src)
     _row(
         "umeyama, B=64 x 68 landmarks (float64)",
-        _median_ms(lambda: umeyama(src, tgt), runs),
-        _median_ms(lambda: _np_umeyama(src.numpy(), tgt.numpy()), runs),
+        median_ms(lambda: umeyama(src, tgt), runs),
+        median_ms(lambda: _np_umeyama(src.numpy(), tgt.numpy()), runs),
     )
 
     target = torch.from_numpy(v_np)
@@ -168,8 +158,8 @@ def main() -> None:
     def tree_pass() -> None:
         cKDTree(v_np).query(scan_np)
 
-    icp_ms = _median_ms(lambda: icp(scan, target, max_iterations=100), 3)
-    _row(f"icp, {scan.shape[0]} pts onto {v_np.shape[0]} ({result.iterations} rounds)", icp_ms, _median_ms(tree_pass, 5))
+    icp_ms = median_ms(lambda: icp(scan, target, max_iterations=100), 3)
+    _row(f"icp, {scan.shape[0]} pts onto {v_np.shape[0]} ({result.iterations} rounds)", icp_ms, median_ms(tree_pass, 5))
     print(f"icp final rmse {result.rmse:.2e} mm, converged={result.converged} (baseline: one cKDTree build + query)")
 
 

@@ -21,18 +21,10 @@ import torch
 from facerecon.models import load_model
 from facerecon.models.ict import install_ict
 from facerecon.models.obj_parse import parse_obj_vertices
+from _timing import median_ms  # benchmarks/_timing.py (the script folder is on sys.path)
 
 DEFAULT_SOURCE = Path(__file__).resolve().parents[2] / "shared/data/ict-facekit/ICT-FaceKit-master.zip"
 
-
-def _median_ms(fn, runs: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def _naive_vertices(data: bytes) -> np.ndarray:
@@ -59,8 +51,8 @@ def main() -> None:
         with zipfile.ZipFile(args.source) as zf:
             name = next(n for n in zf.namelist() if n.endswith("FaceXModel/identity000.obj"))
             data = zf.read(name)
-        ours_parse = _median_ms(lambda: parse_obj_vertices(data), 5)
-        naive_parse = _median_ms(lambda: _naive_vertices(data), 3)
+        ours_parse = median_ms(lambda: parse_obj_vertices(data), 5)
+        naive_parse = median_ms(lambda: _naive_vertices(data), 3)
 
         load_times = []
         for _ in range(5):
@@ -71,8 +63,8 @@ def main() -> None:
 
     identity = torch.randn(8, model.identity_count)
     expression = torch.rand(8, model.expression_count)
-    forward_ms = _median_ms(lambda: model(identity, expression), args.runs)
-    forward_face_ms = _median_ms(lambda: model(identity, expression, submesh="face"), args.runs)
+    forward_ms = median_ms(lambda: model(identity, expression), args.runs)
+    forward_face_ms = median_ms(lambda: model(identity, expression, submesh="face"), args.runs)
 
     def naive_forward() -> torch.Tensor:  # baseline: einsum over the 3-D bases
         return (
@@ -81,7 +73,7 @@ def main() -> None:
             + torch.einsum("bk,kvc->bvc", expression, model.expression_basis)
         )
 
-    naive_ms = _median_ms(naive_forward, args.runs)
+    naive_ms = median_ms(naive_forward, args.runs)
     assert torch.allclose(naive_forward(), model(identity, expression), atol=1e-3)
 
     print(f"install_s={install_s:.2f} (154 OBJs, zip read + parse + regions + mirror map + atomic write)")

@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +38,7 @@ from facerecon.render.rasterize import rasterize
 from facerecon.render.sample import sample_image
 from facerecon.render.sh import directional_sh, shade
 from facerecon.render.visibility import vertex_visibility
+from _timing import median_ms  # benchmarks/_timing.py (the script folder is on sys.path)
 
 DEFAULT_SOURCE = Path(__file__).resolve().parents[2] / "shared/data/ict-facekit/ICT-FaceKit-master.zip"
 
@@ -52,15 +51,6 @@ rasterize(v, torch.tensor([[0, 1, 2]]), (8, 8))
 print(time.perf_counter() - start)
 """
 
-
-def _median_ms(fn, runs: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def _naive_rasterize(screen: np.ndarray, faces: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -133,11 +123,11 @@ def main() -> None:
     cam512, camera512 = _view(model, face.vertex_count, 512)
     screen512 = camera512.project_with_depth(cam512)
     frags = rasterize(screen512, faces, (512, 512))
-    fast_ms = _median_ms(lambda: rasterize(screen512, faces, (512, 512)), args.runs)
+    fast_ms = median_ms(lambda: rasterize(screen512, faces, (512, 512)), args.runs)
     screen_np = screen512[0].double().numpy()
     faces_np = faces.numpy()
     naive_runs = 3
-    naive_ms = _median_ms(lambda: _naive_rasterize(screen_np, faces_np, 512, 512), naive_runs)
+    naive_ms = median_ms(lambda: _naive_rasterize(screen_np, faces_np, 512, 512), naive_runs)
     naive = _naive_rasterize(screen_np, faces_np, 512, 512)
     agree = float((torch.from_numpy(naive) >= 0).eq(frags.mask[0]).double().mean())
     print(
@@ -163,7 +153,7 @@ def main() -> None:
         loss = ((image - target) ** 2 * fr.mask[:, None]).sum()
         loss.backward()
 
-    pixel_ms = _median_ms(pixel_step, 20)
+    pixel_ms = median_ms(pixel_step, 20)
 
     def point_step() -> None:
         screen = camera.project_with_depth(cam256)
@@ -176,7 +166,7 @@ def main() -> None:
         loss = (((colours - observed) ** 2).sum(-1) * visible).sum()
         loss.backward()
 
-    point_ms = _median_ms(point_step, 20)
+    point_ms = median_ms(point_step, 20)
     print(
         f"rasterize + interpolate + SH shading + backward 256x256: {pixel_ms:.1f} ms (target 30); "
         f"point-based formation (paper 004: per-vertex shading + visibility + bilinear sampling + backward) "
