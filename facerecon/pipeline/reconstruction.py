@@ -18,7 +18,8 @@ from facerecon.io.mesh import write_obj, write_ply
 
 # Files written by :meth:`Reconstruction.save`, in writing order (params.json last: its presence means done).
 OUTPUT_FILES = (
-    "texture.png", "mesh.mtl", "mesh.obj", "mesh.ply", "face.glb", "overlay.png", "landmarks.png",
+    "texture.png", "mesh.mtl", "mesh.obj", "mesh.ply", "face.glb", "albedo.png", "displacement.png",
+    "normal_map.png", "mesh_detailed.obj", "mesh_detailed.mtl", "overlay.png", "landmarks.png",
     "depth.npy", "depth.png", "normals.png", "params.json",
 )  # fmt: skip
 
@@ -56,6 +57,12 @@ class Reconstruction:
         overlay / landmarks_image / depth / normals_image: pictures for a person; depth in mm, 0 = background.
         rendered: ``(H, W, 3)`` float32 in [0, 1], the fitted face (albedo under the fitted light) over the
             photo's pixel grid; face_mask: ``(H, W)`` bool, its pixels (the photometric region, brow to chin).
+        albedo_texture: ``(S, S, 3)`` uint8 de-lit, completed albedo of the face tile (None without texture
+            completion).
+        displacement: ``(S, S)`` float32 mm along the outward normal in the face tile (None without details).
+        normal_map: ``(S, S, 3)`` uint8 object-space (model-space) normal map of the detailed face,
+            ``rgb = (n + 1) / 2`` (None without details).
+        detailed_mesh: the face displaced at UV resolution (model space, mm; None without details).
     """
 
     image_name: str
@@ -89,6 +96,10 @@ class Reconstruction:
     normals_image: np.ndarray | None = None
     rendered: np.ndarray | None = None
     face_mask: np.ndarray | None = None
+    albedo_texture: np.ndarray | None = None
+    displacement: np.ndarray | None = None
+    normal_map: np.ndarray | None = None
+    detailed_mesh: Mesh | None = None
 
     @property
     def camera_vertices(self) -> np.ndarray:
@@ -130,13 +141,28 @@ class Reconstruction:
 
         Files: ``mesh.obj`` + ``mesh.mtl`` + ``texture.png``, ``mesh.ply`` (vertex colours), ``face.glb``
         (textured, 53 expression morph targets with the fitted weights), ``params.json``, ``overlay.png``,
-        ``landmarks.png``, ``depth.npy`` + ``depth.png``, ``normals.png``. ``params.json`` is written last.
+        ``landmarks.png``, ``depth.npy`` + ``depth.png``, ``normals.png``; with texture completion
+        ``albedo.png``; with details ``displacement.png`` (16-bit: ``32768 + d / 0.001 mm``, see
+        :mod:`facerecon.texture.details`), ``normal_map.png`` (object space) and ``mesh_detailed.obj`` (+ .mtl,
+        textured with ``texture.png``). ``params.json`` is written last.
         """
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         write_obj(out / "mesh.obj", self.export_mesh, texture_name="texture.png")
         write_ply(out / "mesh.ply", self.export_mesh)
         write_glb(out / "face.glb", self.export_mesh)
+        if self.albedo_texture is not None:
+            _write_png(out / "albedo.png", self.albedo_texture)
+        if self.displacement is not None:
+            from facerecon.texture.details import encode_displacement
+
+            with atomic_path(out / "displacement.png") as tmp:
+                if not cv2.imwrite(str(tmp), encode_displacement(self.displacement)):
+                    raise OSError(f"could not write {out / 'displacement.png'}")
+        if self.normal_map is not None:
+            _write_png(out / "normal_map.png", self.normal_map)
+        if self.detailed_mesh is not None:
+            write_obj(out / "mesh_detailed.obj", self.detailed_mesh, texture_name="texture.png")
         for name, picture in (("overlay.png", self.overlay), ("landmarks.png", self.landmarks_image),
                               ("normals.png", self.normals_image)):  # fmt: skip
             if picture is not None:

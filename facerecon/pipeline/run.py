@@ -38,10 +38,13 @@ from facerecon.pipeline.reconstruction import Reconstruction
 from facerecon.render.images import composite, display_light, normals_to_rgb, render_images, to_uint8
 from facerecon.render.sh import shade
 from facerecon.texture.atlas import ExportLayout, export_layout, paint_patches
+from facerecon.texture.details import DetailConfig, DetailEstimator
 from facerecon.texture.photo import PhotoTextureBaker
 
 STAGES = ("landmarks", "photometric", "all")
 FACE_CHOICES = ("all", "largest")
+# Where the details stage may put wrinkles: skin without hair (eyebrows), lips or ears.
+DETAIL_REGIONS = (Region.FOREHEAD, Region.EYES, Region.NOSE, Region.CHEEKS, Region.CHIN_JAW)
 # Paper 001 ("Inverse Rendering - Albedo"): refined albedo = beta * coarse + (1 - beta) * photo / shading.
 ALBEDO_BLEND_BETA = 0.65
 
@@ -64,6 +67,13 @@ class ReconstructOptions:
         render_images: also draw the overlay, landmarks, depth and normals pictures.
         torch_threads: torch threads while fitting one photo (see :mod:`facerecon.core.threads`); None leaves
             torch's setting alone.
+        texture_completion: de-light the photo texture, complete the hidden side from its mirror image and a
+            seamless fill, re-light it (:mod:`facerecon.texture.complete`); off: the photo blended with the
+            fitted per-vertex colour, and no ``albedo.png``.
+        details: estimate a displacement map by shape-from-shading (:mod:`facerecon.texture.details`; needs
+            the photometric stage) and write ``displacement.png``, ``normal_map.png``, ``mesh_detailed.obj``.
+        detail: settings of the details stage.
+        detail_mesh_size: texels per side of the detailed mesh's grid.
     """
 
     stages: str = "all"
@@ -76,6 +86,10 @@ class ReconstructOptions:
     photometric: PhotometricConfig = field(default_factory=PhotometricConfig)
     render_images: bool = True
     torch_threads: int | None = 1
+    texture_completion: bool = True
+    details: bool = True
+    detail: DetailConfig = field(default_factory=DetailConfig)
+    detail_mesh_size: int = 512
 
     def __post_init__(self) -> None:
         check_choice(self.stages, "stages", STAGES)
@@ -133,12 +147,30 @@ class Reconstructor:
             else None
         )
         self.layout: ExportLayout = export_layout(model, "head")
-        self.baker = PhotoTextureBaker(model.uvs, model.submesh("face").uv_triangles, options.texture_size)
-        face_n = model.submesh("face").vertex_count
+        face_sub = model.submesh("face")
+        face_n = face_sub.vertex_count
+        self.baker = PhotoTextureBaker(
+            model.uvs, face_sub.uv_triangles, options.texture_size, triangles=face_sub.triangles, mirror=model.mirror[:face_n]
+        )
+        self._details: DetailEstimator | None = None
         fit_n = model.submesh(options.photometric.fit_region).vertex_count
         mean = model.mean.cpu().numpy()
         # For albedo outside the photometric region: the nearest fitted vertex on the mean face.
         self._nearest_fit = cKDTree(mean[:fit_n]).query(mean[:face_n])[1]
+
+    @property
+    def detail_estimator(self) -> DetailEstimator:
+        """The details stage (made on first use)."""
+        if self._details is None:
+            model, face = self.model, self.model.submesh("face")
+            labels = model.region_labels[: face.vertex_count]
+            skin = torch.zeros(face.vertex_count, dtype=torch.bool)
+            for region in DETAIL_REGIONS:
+                skin |= labels == region
+            self._details = DetailEstimator(
+                model.uvs, face.uv_triangles, face.triangles, skin, self.options.detail, self.options.detail_mesh_size
+            )
+        return self._details
 
     def close(self) -> None:
         if self._owns_detector:
@@ -277,12 +309,34 @@ class Reconstructor:
         albedo = self._complete_albedo(albedo_fit, skin_rgb)
 
         t = time.perf_counter()
-        light = sh if sh is not None else None
-        fallback = albedo[:face_n] if light is None else shade(albedo[None, :face_n], normals_face, light[None])[0].clamp(0, 1)
-        tex = self.baker.bake(photo, screen[:, :face_n], cam[:, :face_n], face_sub.triangles, fallback)
-        export_texture = paint_patches(tex.texture, self.layout, skin_rgb)
+        albedo_texture = completed = None
+        if opts.texture_completion:
+            unoccluded_face = torch.ones(face_n, dtype=torch.bool)
+            if pfit is not None:
+                unoccluded_face[:fit_n] = ~pfit.occluded
+            completed = self.baker.complete(
+                photo, screen[:, :face_n], cam[:, :face_n], face_sub.triangles, albedo[:face_n], sh, unoccluded=unoccluded_face
+            )
+            face_texture, albedo_texture = completed.texture, completed.albedo
+        else:
+            fallback = albedo[:face_n] if sh is None else shade(albedo[None, :face_n], normals_face, sh[None])[0].clamp(0, 1)
+            face_texture = self.baker.bake(photo, screen[:, :face_n], cam[:, :face_n], face_sub.triangles, fallback).texture
+        export_texture = paint_patches(face_texture, self.layout, skin_rgb)
         export_mesh = self._export_mesh(verts[0], expression, export_texture)
         timings["texture"] = (time.perf_counter() - t) * 1000
+
+        detail = None
+        if opts.details and sh is not None:
+            t = time.perf_counter()
+            if completed is None:
+                completed = self.baker.complete(photo, screen[:, :face_n], cam[:, :face_n], face_sub.triangles, albedo[:face_n], sh)
+            detail = self.detail_estimator.estimate(
+                cam[:, :face_n], verts[:, :face_n], rotation, sh, completed.photo, completed.fitted, completed.weight,
+                completed.normals, texture=export_texture,
+            )  # fmt: skip
+            losses["details"] = detail.details.energy
+            timings["details"] = (time.perf_counter() - t) * 1000
+            stages.append("details")
 
         t = time.perf_counter()
         fit_sub = model.submesh(opts.photometric.fit_region)
@@ -321,7 +375,7 @@ class Reconstructor:
             triangles=head_sub.triangles.numpy(),
             submesh="head",
             albedo=albedo.double().numpy(),
-            texture=tex.texture,
+            texture=face_texture,
             export_mesh=export_mesh,
             landmarks68=projected68.astype(np.float64),
             landmark_error_px=float(np.median(np.linalg.norm(projected68 - landmarks68, axis=1))),
@@ -335,6 +389,10 @@ class Reconstructor:
             normals_image=normals_image,
             rendered=rendered,
             face_mask=face_mask,
+            albedo_texture=albedo_texture,
+            displacement=None if detail is None else detail.displacement,
+            normal_map=None if detail is None else detail.normal_map,
+            detailed_mesh=None if detail is None else detail.mesh,
         )
 
     # ---------------------------------------------------------------------------------------------
