@@ -1,7 +1,8 @@
 """``facerecon reconstruct IMAGE... -o OUT``: photos to textured, posed 3D faces.
 
 For each image and each face: ``OUT/<image-stem>/<face-index>/`` with mesh.obj (+ .mtl, texture.png),
-mesh.ply, face.glb, params.json, overlay.png, landmarks.png, depth.npy / depth.png, normals.png.
+mesh.ply, face.glb, params.json, overlay.png, landmarks.png, depth.npy / depth.png, normals.png; albedo.png
+(unless --no-completion); displacement.png, normal_map.png, mesh_detailed.obj (unless --no-details).
 
 Exit code: 0 when every image gave at least one face; when no image did and every failure has the same
 cause, that cause's code (IMAGE_READ, NO_FACE); otherwise PARTIAL. Every failed image or skipped face is
@@ -30,6 +31,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="landmarks only, + photometric refinement, or + albedo refinement (default)")
     parser.add_argument("--faces", choices=("all", "largest"), default="all", help="which faces of each photo")
     parser.add_argument("--no-images", action="store_true", help="skip overlay/landmarks/depth/normals pictures")
+    parser.add_argument("--no-completion", action="store_true",
+                        help="no mirror completion / de-lighting: photo blended with the fitted colour, no albedo.png")
+    parser.add_argument("--no-details", action="store_true",
+                        help="no displacement map, normal map or detailed mesh")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
     parser.set_defaults(func=run)
 
@@ -48,7 +53,10 @@ def run(args: argparse.Namespace) -> int:
 
     from facerecon.pipeline.run import ReconstructOptions, Reconstructor
 
-    options = ReconstructOptions(stages=args.stages, faces=args.faces, render_images=not args.no_images)
+    options = ReconstructOptions(
+        stages=args.stages, faces=args.faces, render_images=not args.no_images,
+        texture_completion=not args.no_completion, details=not args.no_details,
+    )  # fmt: skip
     rows: list[tuple[str, str, str, str, str, str]] = []
     failures: list[ExitCode] = []
     taken: set[str] = set()
