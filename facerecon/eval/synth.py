@@ -16,11 +16,12 @@ How a view is made (:func:`render_view`):
   the nose to the viewer's right), and the pivot sits on the optical axis at a distance that makes the frontal
   neutral face's landmark box ``face_fraction`` of the image height; so the face stays centred and in front of
   the camera at every yaw.
-* **Colour**: the photo texture (``Reconstruction.texture``, the face UV tile) where the photo saw the surface
-  (the texture baker's photo weight), the fitted per-vertex albedo elsewhere (the hidden side, the back of the
-  head, the mouth interior, the eyes), so a 90 degree view is not black. The photo texels carry the photo's
-  light; they are de-lit by the fitted shading at the fitted pose (ratio-image relighting:
-  ``albedo = texture / S_fit(n_fit)``) and every pixel is shaded ``albedo * S(n)`` with the new light
+* **Colour**: the photo unwrapped into the face UV tile (:func:`facerecon.render.uv.unwrap_texture`, the
+  pipeline's texture baker's weight, stricter at grazing angles, none on the neck) where the photo saw the
+  surface, the fitted per-vertex albedo elsewhere (the hidden side, the back of the head, the mouth interior,
+  the eyes, with painted irises), so a 90 degree view is not black. The photo texels carry the photo's light;
+  they are de-lit by the fitted SH shading at the fitted pose (ratio-image relighting:
+  ``albedo = photo / S_fit(n_fit)``) and every pixel is shaded ``albedo * S(n)`` with the new light
   (:data:`LIGHTING_PRESETS`; ``"fitted"`` keeps the photo's SH light, fixed to the camera).
 * **Image**: ``image_size`` square (450, AFLW2000-3D's size), 2x2 supersampled, over the photo resized to
   cover the frame and blurred (``background="blur"``) or its mean border colour (``"plain"``).
@@ -66,7 +67,11 @@ from facerecon.io.atomic import atomic_path, write_text_atomic
 from facerecon.models.face_model import FaceModel
 from facerecon.models.regions import Region
 from facerecon.pipeline.reconstruction import Reconstruction
+from facerecon.render.interpolate import interpolate
 from facerecon.render.rasterize import rasterize
+from facerecon.render.uv import unwrap_texture
+from facerecon.texture.delight import texel_normals, texel_shading
+from facerecon.texture.photo import FULL_WEIGHT_COSINE
 from facerecon.render.sh import directional_sh, irradiance
 
 __all__ = [
@@ -184,26 +189,22 @@ class FittedSubject:
         name: the photo's file stem (made unique in a batch).
         photo: ``(H, W, 3)`` uint8 RGB.
         reconstruction: the fit (largest face).
-        photo_weight: ``(S, S)`` float32 in [0, 1], how much of each texel of ``reconstruction.texture`` comes
-            from the photo (0: hidden, the model's colour).
-        fit_shading: ``(V_face, 3)`` float32, the fitted light's shading ``S_fit(n)`` of each ``"face"`` vertex
-            at the fitted pose and expression (what the photo texels are divided by to de-light them).
+        albedo_texture: ``(S, S, 3)`` float32 in [0, 1], the face tile's albedo: the photo de-lit by the fitted
+            shading where the photo sees the surface, the fitted per-vertex albedo elsewhere.
+        photo_weight: ``(S, S)`` float32 in [0, 1], the share of each texel taken from the photo itself.
         albedo: ``(V_head, 3)`` float32 per-vertex albedo with the irises painted on the eyeballs.
         pivot: ``(3,)`` float64 model-space point the head turns about, mm.
-        photo_allowed: ``(V_face,)`` bool, vertices that may take photo colours (not the neck, where photos
-            show collars and hair).
         face_height_mm: height of the neutral face's 68-landmark box, mm.
     """
 
     name: str
     photo: np.ndarray
     reconstruction: Reconstruction
+    albedo_texture: np.ndarray
     photo_weight: np.ndarray
-    fit_shading: np.ndarray
     albedo: np.ndarray
     pivot: np.ndarray
     face_height_mm: float
-    photo_allowed: np.ndarray
 
 
 @dataclass(frozen=True, eq=False)
@@ -379,13 +380,25 @@ def fit_subject(reconstructor, photo: str | os.PathLike[str], name: str | None =
     screen = torch.cat([fx * cam[:, :1] / z + cx, fy * cam[:, 1:2] / z + cy, cam[:, 2:3]], 1)[None]
     face_n = face.vertex_count
     photo_t = torch.from_numpy(image).permute(2, 0, 1).float() / 255.0
-    baked = reconstructor.baker.bake(photo_t, screen[:, :face_n], cam[None, :face_n], face.triangles,
-                                     torch.zeros(face_n, 3))  # fmt: skip
-    normals = vertex_normals(cam[None, :face_n], face.triangles)
+    baker = reconstructor.baker
+    uv_frags = baker.uv_fragments
+    unwrapped = unwrap_texture(photo_t[None], screen[:, :face_n], cam[None, :face_n], face.triangles, uv_frags)
+    # Photo weight as the texture baker's (full from FULL_WEIGHT_COSINE), then stricter: texels the photo saw at
+    # grazing angles stretch into streaks when turned to the camera, so none below half that cosine; no photo on
+    # the neck (collars, hair).
+    weight = (unwrapped.weight[0, 0] / FULL_WEIGHT_COSINE).clamp(0.0, 1.0) * unwrapped.visible[0, 0]
+    weight = (2.0 * weight - 1.0).clamp(0.0, 1.0)
+    allowed = (model.region_labels[:face_n] != int(Region.NECK_BACK_OF_HEAD)).float()[:, None]
+    weight = (weight * (interpolate(allowed, face.triangles, uv_frags)[0, ..., 0] > 0.999)).numpy()
     if rec.sh is not None:
-        fit_shading = irradiance(normals, torch.from_numpy(rec.sh).float()[None])[0]
+        normals = texel_normals(cam[None, :face_n], face.triangles, uv_frags)
+        shading = texel_shading(normals, torch.from_numpy(rec.sh).float()[None])[0]
     else:
-        fit_shading = torch.ones(face_n, 3)
+        shading = torch.ones(3, *weight.shape)
+    # Ratio-image de-lighting: albedo = photo / S_fit(n) at the fitted pose; the per-vertex albedo elsewhere.
+    delit = (unwrapped.texture[0] / shading.clamp_min(_MIN_FIT_SHADING)).clamp(0.0, 1.0).permute(1, 2, 0).numpy()
+    fitted = interpolate(torch.from_numpy(rec.albedo[:face_n]).float(), face.triangles, uv_frags)[0].numpy()
+    albedo_texture = baker.bleed((weight[..., None] * delit + (1.0 - weight[..., None]) * fitted).astype(np.float32))
     # The pivot and scale come from the neutral head of this identity, so they do not move with expression.
     neutral = model(torch.from_numpy(rec.identity).float()[None], torch.zeros(1, model.expression_count),
                      submesh="head")[0].double().numpy()  # fmt: skip
@@ -397,12 +410,11 @@ def fit_subject(reconstructor, photo: str | os.PathLike[str], name: str | None =
         name=name,
         photo=image,
         reconstruction=rec,
-        photo_weight=baked.weight.astype(np.float32),
-        fit_shading=fit_shading.numpy().astype(np.float32),
+        albedo_texture=albedo_texture,
+        photo_weight=weight.astype(np.float32),
         albedo=albedo,
         pivot=pivot,
         face_height_mm=float(np.ptp(lm[:, 1])),
-        photo_allowed=model.region_labels[:face_n].cpu().numpy() != int(Region.NECK_BACK_OF_HEAD),
     )
 
 
@@ -493,16 +505,7 @@ def render_subject(
         uvs = model.uvs.double().numpy()
         uv_corners = face.uv_triangles.numpy()[tri[is_face]]
         uv = (bary[is_face, :, None] * uvs[uv_corners]).sum(1)
-        tex = _sample_uv(rec.texture.astype(np.float32) / 255.0, uv)
-        weight = np.clip(_sample_uv(subject.photo_weight[..., None], uv)[:, 0], 0.0, 1.0)
-        # Texels the photo saw at grazing angles stretch into streaks when turned to the camera: full photo
-        # weight from the baker's full-weight cosine, none below half of it; no photo on the neck (collars).
-        weight = np.clip(2.0 * weight - 1.0, 0.0, 1.0)
-        photo_ok = (bary[is_face] * subject.photo_allowed.astype(np.float64)[corners[is_face]]).sum(1)
-        weight = weight * np.clip(photo_ok, 0.0, 1.0)
-        fit_s = (bary[is_face, :, None] * subject.fit_shading.astype(np.float64)[corners[is_face]]).sum(1)
-        delit = np.clip(tex / np.maximum(fit_s, _MIN_FIT_SHADING), 0.0, 1.0)
-        albedo[is_face] = weight[:, None] * delit + (1.0 - weight[:, None]) * albedo[is_face]
+        albedo[is_face] = _sample_uv(subject.albedo_texture, uv)
     shading = irradiance(torch.from_numpy(n_pix)[None], torch.as_tensor(np.asarray(sh, dtype=np.float64))[None])[0]
     colour = np.clip(albedo * shading.numpy(), 0.0, 1.0)
     big = np.zeros((height * s, width * s, 3), np.float32)
