@@ -55,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
 
     options = ReconstructOptions(
         stages=args.stages, faces=args.faces, render_images=not args.no_images,
-        texture_completion=not args.no_completion, details=not args.no_details,
+        # getattr: other commands (``facerecon demo``) call run() with their own arguments.
+        texture_completion=not getattr(args, "no_completion", False), details=not getattr(args, "no_details", False),
     )  # fmt: skip
     rows: list[tuple[str, str, str, str, str, str]] = []
     failures: list[ExitCode] = []

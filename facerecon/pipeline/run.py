@@ -336,7 +336,6 @@ class Reconstructor:
             )  # fmt: skip
             losses["details"] = detail.details.energy
             timings["details"] = (time.perf_counter() - t) * 1000
-            stages.append("details")
 
         t = time.perf_counter()
         fit_sub = model.submesh(opts.photometric.fit_region)

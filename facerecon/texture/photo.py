@@ -18,7 +18,8 @@ from facerecon.render.interpolate import interpolate
 from facerecon.render.rasterize import rasterize
 from facerecon.render.uv import rasterize_uv, unwrap_texture
 from facerecon.texture.complete import BORDER_RAMP_TEXELS, UVMirror, border_ramp, complete_albedo, mirror_sample, uv_mirror
-from facerecon.texture.delight import delight, texel_normals, texel_shading
+from facerecon.geometry.mesh_ops import vertex_normals
+from facerecon.texture.delight import delight, texel_shading
 
 # Texels seen at grazing angles are blended with the model's colour: full photo weight from this cosine up.
 FULL_WEIGHT_COSINE = 0.35
@@ -208,33 +209,41 @@ class PhotoTextureBaker:
             image[None], screen_vertices, camera_vertices, triangles, self.uv_fragments, fragments=fragments
         )
         weight = (unwrapped.weight[0, 0] / FULL_WEIGHT_COSINE).clamp(0.0, 1.0) * unwrapped.visible[0, 0]
-        if unoccluded is not None:
-            if not isinstance(unoccluded, torch.Tensor) or unoccluded.shape != (camera_vertices.shape[1],):
-                raise ValueError(f"unoccluded: expected a bool tensor of shape ({camera_vertices.shape[1]},), got {describe(unoccluded)}")
-            clean = interpolate(unoccluded.to(weight.dtype)[:, None], triangles, self.uv_fragments)[0, ..., 0]
-            weight = weight * (clean > 0.999)
-        normals = texel_normals(camera_vertices, triangles, self.uv_fragments)  # (1, 3, S, S)
+        if unoccluded is None:
+            unoccluded = torch.ones(camera_vertices.shape[1], dtype=torch.bool)
+        elif not isinstance(unoccluded, torch.Tensor) or unoccluded.shape != (camera_vertices.shape[1],):
+            raise ValueError(f"unoccluded: expected a bool tensor of shape ({camera_vertices.shape[1]},), got {describe(unoccluded)}")
+        # One interpolation for the normals, the fitted albedo and the occlusion mask.
+        vertex_n = vertex_normals(camera_vertices, triangles)[0]
+        dtype = vertex_n.dtype
+        per_vertex = torch.cat([vertex_n, albedo_colours.to(dtype), unoccluded.to(dtype)[:, None]], dim=1)
+        texel = interpolate(per_vertex, triangles, self.uv_fragments)[0]  # (S, S, 7)
+        weight = weight * (texel[..., 6] > 0.999)
+        normals = torch.nn.functional.normalize(texel[..., :3], dim=-1, eps=1e-12).permute(2, 0, 1)[None]  # (1, 3, S, S)
         if sh is None:
             shading = torch.ones_like(normals)
         else:
             shading = texel_shading(normals, sh[None].to(normals.dtype))
         photo_albedo = delight(unwrapped.texture.to(normals.dtype), shading)[0].permute(1, 2, 0).float().cpu().numpy()
-        fitted = interpolate(albedo_colours.to(normals.dtype), triangles, self.uv_fragments)[0].float().cpu().numpy()
-        weight_np = weight.float().cpu().numpy() * _consistency(photo_albedo, fitted)
+        fitted = texel[..., 3:6].float().cpu().numpy()
+        seen_np = weight.float().cpu().numpy()
+        # The albedo (and what is mirrored or filled from it) leaves out texels the fit does not explain.
+        weight_np = seen_np * _consistency(photo_albedo, fitted)
         mirror_map = self.mirror if mirror else None
         result = complete_albedo(photo_albedo, weight_np, fitted, self.covered, mirror_map)
         shading_np = shading[0].permute(1, 2, 0).float().cpu().numpy()
         # Re-light for display: the fitted light where the photo sees the texel; elsewhere the brighter of the
         # texel's own shading and its mirror's (the hidden side faces away from the camera and often from the
         # light: its own SH shading is dark or negative), at least half the median shading of the seen face.
-        w = border_ramp(weight_np, BORDER_RAMP_TEXELS * self.size / 1024)[..., None]
+        w = border_ramp(seen_np, BORDER_RAMP_TEXELS * self.size / 1024)[..., None]
         seen = weight_np > 0.5
         floor = 0.5 * np.median(shading_np[seen], axis=0) if seen.any() else np.full(3, 0.5, np.float32)
         other = shading_np if mirror_map is None else np.where(mirror_map.valid[..., None], mirror_sample(shading_np, mirror_map), shading_np)
         hidden = np.maximum(np.maximum(shading_np, other), floor)
         display = w * shading_np + (1.0 - w) * hidden
         relit = np.clip(result.albedo * display, 0.0, 1.0)
-        # Where the photo sees the texel, keep its own colour (the albedo may have been clamped at 1).
+        # Where the photo sees the texel, keep its own colour (the albedo may have been clamped at 1, and hair
+        # or glasses that the albedo leaves out are still in the photo).
         photo_rgb = unwrapped.texture[0].permute(1, 2, 0).float().cpu().numpy()
         texture = w * photo_rgb + (1.0 - w) * relit
         return CompletedTexture(
