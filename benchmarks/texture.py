@@ -1,6 +1,6 @@
 """Benchmark the texture and details stages over the shared photos: re-rendering quality and time.
 
-Usage: python benchmarks/texture.py [--faces DIR] [--out out/bench-texture] [--limit N]
+Usage: python benchmarks/texture.py [--faces DIR] [--out out/bench-texture] [--limit N] [--only NAME...]
 
 For every photo (largest face, default options: completion and details on), on the visible face mask of the
 fit (``Reconstruction.face_mask``: the photometric region, seen, not occluded) against the photo:
@@ -92,9 +92,12 @@ def main() -> None:
     parser.add_argument("--faces", type=Path, default=DEFAULT_FACES)
     parser.add_argument("--out", type=Path, default=Path("out/bench-texture"))
     parser.add_argument("--limit", type=int, default=0, help="first N photos only (0: all)")
+    parser.add_argument("--only", nargs="*", default=None, help="these file names only")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     photos = sorted(p for p in args.faces.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    if args.only:
+        photos = [p for p in photos if p.name in args.only]
     if args.limit:
         photos = photos[: args.limit]
     model = load_model()

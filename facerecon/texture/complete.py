@@ -291,13 +291,11 @@ def complete_albedo(
     fitted = fitted.astype(np.float32)
     offset = (observed - fitted) * (total[..., None] > 0)
     small = min(fill_size, size)
-    known_w = cv2.resize(total * (total >= KNOWN_WEIGHT), (small, small), interpolation=cv2.INTER_AREA)
     off_small = cv2.resize(offset * (total >= KNOWN_WEIGHT)[..., None], (small, small), interpolation=cv2.INTER_AREA)
     dom_small = cv2.resize(covered.astype(np.float32), (small, small), interpolation=cv2.INTER_AREA) > 0
     frac = cv2.resize((total >= KNOWN_WEIGHT).astype(np.float32), (small, small), interpolation=cv2.INTER_AREA)
     known_small = frac > 0.5
     off_small = off_small / np.maximum(frac, 1e-6)[..., None]
-    del known_w
     filled = membrane_fill(off_small, known_small, dom_small)
     # Upsample, then let the known texels keep their exact offsets (only the unknown part comes from the fill).
     filled = cv2.resize(filled, (size, size), interpolation=cv2.INTER_LINEAR)

@@ -49,7 +49,9 @@ class CompletedTexture:
         texture: ``(S, S, 3)`` uint8 RGB, the completed albedo re-lit by the fitted light (the photo's look;
             equal to the photo where the photo sees the face head-on); row 0 is v = 1.
         albedo: ``(S, S, 3)`` uint8 RGB, the de-lit completed albedo.
-        weight: ``(S, S)`` float32 in [0, 1], how much of each texel comes from the photo itself.
+        weight: ``(S, S)`` float32 in [0, 1], the photo weight the albedo used: view angle, visibility, not
+            occluded, and a de-lit colour consistent with the fitted albedo (hair, glasses and background where
+            the mesh overshoots get 0). ``texture`` keeps the photo wherever it sees the face.
         completed_weight: ``(S, S)`` float32 in [0, 1], how much comes from the photo or its mirror image.
         mirror_share: ``(S, S)`` float32 in [0, 1], the share of the observed colour taken from the mirror.
         covered: ``(S, S)`` bool, texels inside the face's UV layout.
