@@ -15,6 +15,7 @@ from facerecon.detect.types import Detection
 from facerecon.io.atomic import atomic_path, write_text_atomic
 from facerecon.io.gltf import write_glb
 from facerecon.io.mesh import write_obj, write_ply
+from facerecon.texture.details import DISPLACEMENT_MM_PER_UNIT, DISPLACEMENT_OFFSET, encode_displacement
 
 # Files written by :meth:`Reconstruction.save`, in writing order (params.json last: its presence means done).
 OUTPUT_FILES = (
@@ -133,6 +134,13 @@ class Reconstruction:
             "timings_ms": self.timings_ms,
             "losses": self.losses,
             "units": "mm",
+            "texture_files": {
+                "texture.png": "completed face texture (photo where seen, mirror image, membrane fill), re-lit",
+                "albedo.png": None if self.albedo_texture is None else "de-lit completed albedo",
+                "displacement.png": None if self.displacement is None else
+                {"bits": 16, "mm_per_unit": DISPLACEMENT_MM_PER_UNIT, "zero": DISPLACEMENT_OFFSET, "direction": "outward normal"},
+                "normal_map.png": None if self.normal_map is None else "object space (model axes), rgb = (n + 1) / 2",
+            },
             "model": "ICT Face Model Light (MIT)",
         }
 
@@ -154,8 +162,6 @@ class Reconstruction:
         if self.albedo_texture is not None:
             _write_png(out / "albedo.png", self.albedo_texture)
         if self.displacement is not None:
-            from facerecon.texture.details import encode_displacement
-
             with atomic_path(out / "displacement.png") as tmp:
                 if not cv2.imwrite(str(tmp), encode_displacement(self.displacement)):
                     raise OSError(f"could not write {out / 'displacement.png'}")

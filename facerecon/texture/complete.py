@@ -110,12 +110,12 @@ def uv_mirror(
     vertex_uv[tri.ravel()[::-1]] = texel_uv[uvt.ravel()[::-1]]  # first UV of each vertex
     mirrored = mir[tri]  # (F, 3)
     corner_uv = vertex_uv[mirrored]  # (F, 3, 2) fallback: the vertices' own (first) UVs
-    for f, corners in enumerate(mirrored.tolist()):
-        g = key.get(tuple(sorted(corners)))
-        if g is None:
-            continue
-        where = {v: j for j, v in enumerate(tri[g].tolist())}
-        corner_uv[f] = texel_uv[uvt[g, [where[v] for v in corners]]]
+    match = np.array([key.get(tuple(sorted(c)), -1) for c in mirrored.tolist()], dtype=np.int64)
+    exact = np.flatnonzero(match >= 0)
+    g = match[exact]
+    # Corner k of f is corner j of its mirrored triangle g where tri[g, j] == mir[tri[f, k]].
+    j = (tri[g][:, None, :] == mirrored[exact][:, :, None]).argmax(axis=2)  # (E, 3)
+    corner_uv[exact] = texel_uv[uvt[g[:, None], j]]
     # Guard against corners taken from different UV islands: the mirrored UV triangle must not be much
     # larger than the triangle itself.
     def area(p: np.ndarray) -> np.ndarray:

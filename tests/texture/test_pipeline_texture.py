@@ -65,6 +65,10 @@ def test_details_outputs(profile, face_model, tmp_path: Path) -> None:
     disp = cv2.imread(str(out / "displacement.png"), cv2.IMREAD_UNCHANGED)
     assert disp.dtype == np.uint16 and disp.shape == (size, size)
     np.testing.assert_allclose(decode_displacement(disp), face.displacement, atol=6e-4)
+    import json
+
+    files = json.loads((out / "params.json").read_text())["texture_files"]
+    assert files["displacement.png"] == {"bits": 16, "mm_per_unit": 0.001, "zero": 32768, "direction": "outward normal"}
     albedo = cv2.imread(str(out / "albedo.png"))
     assert albedo.shape == (1024, 1024, 3)
     from facerecon.io.mesh import read_obj
