@@ -81,7 +81,6 @@ def main() -> None:
     print("NME (%) by |yaw| on synthetic views (mean over images; n/a = no image measured; failed = no face)")
     print("| method | " + " | ".join(f"{y:g}°" for y in abs_yaws) + " | [0,30) | [30,60) | [60,90] | mean | failed | s/image |")
     print("|---|" + "---|" * (len(abs_yaws) + 6))
-    baseline = None
     for name, (rep, seconds) in results.items():
         by = defaultdict(list)
         for row in rep.rows:
@@ -89,15 +88,20 @@ def main() -> None:
                 by[abs(row.yaw_deg)].append(100 * row.nme)
         cells = [f"{np.mean(by[y]):.2f}" if by[y] else "n/a" for y in abs_yaws]
         bins = [f"{m:.2f}" if m is not None else "n/a" for m in rep.bin_means()]
-        mean = rep.nme_mean
+        mean = "n/a" if rep.nme_mean is None else f"{rep.nme_mean:.2f}"
         print(f"| {name} | " + " | ".join(cells) + " | " + " | ".join(bins)
-              + f" | {mean:.2f} | {rep.failed} of {len(rep.rows)} | {seconds / len(rep.rows):.2f} |" if mean is not None
-              else f"| {name} | all failed |")  # fmt: skip
-        if baseline is None and mean is not None:
-            baseline = (name, mean)
-        elif mean is not None:
-            print(f"  ratio of mean NME {name} / {baseline[0]}: {mean / baseline[1]:.2f}")
-
+              + f" | {mean} | {rep.failed} of {len(rep.rows)} | {seconds / len(rep.rows):.2f} |")  # fmt: skip
+    # Means over different images are not comparable (a method that fails at 90 degrees drops its worst
+    # images): compare on the images every method measured, against the first method.
+    common = set.intersection(*({r.name for r in rep.rows if r.nme is not None} for rep, _ in results.values()))
+    print()
+    print(f"on the {len(common)} images every method measured (of {len(samples)}):")
+    first = None
+    for name, (rep, _) in results.items():
+        values = [100 * r.nme for r in rep.rows if r.name in common]
+        mean = float(np.mean(values)) if values else float("nan")
+        first = first or (name, mean)
+        print(f"  {name}: mean NME {mean:.2f}%  ratio to {first[0]}: {mean / first[1]:.2f}")
 
 if __name__ == "__main__":
     main()

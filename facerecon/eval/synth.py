@@ -50,7 +50,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -89,6 +89,7 @@ __all__ = [
     "check_names",
     "check_yaws",
     "expression_weights",
+    "fit_options",
     "fit_subject",
     "lighting_sh",
     "render_view",
@@ -195,6 +196,8 @@ class FittedSubject:
         albedo: ``(V_head, 3)`` float32 per-vertex albedo with the irises painted on the eyeballs.
         pivot: ``(3,)`` float64 model-space point the head turns about, mm.
         face_height_mm: height of the neutral face's 68-landmark box, mm.
+        light_level: ``(3,)`` float64 mean fitted shading of the face vertices that face the camera in the photo
+            (the brightness the lighting presets match).
     """
 
     name: str
@@ -205,6 +208,7 @@ class FittedSubject:
     albedo: np.ndarray
     pivot: np.ndarray
     face_height_mm: float
+    light_level: np.ndarray
 
 
 @dataclass(frozen=True, eq=False)
@@ -292,6 +296,11 @@ def check_names(values: object, name: str, choices: Sequence[str]) -> tuple[str,
     return tuple(dict.fromkeys(values))
 
 
+def lighting_level_default(fitted_sh: np.ndarray) -> np.ndarray:
+    """``(3,)`` the mean shading of an SH light over the sphere, ``L_00 Y_00``."""
+    return np.asarray(fitted_sh, dtype=np.float64)[0] * (0.5 / math.sqrt(math.pi))
+
+
 def expression_weights(model: FaceModel, preset: str, fitted: np.ndarray) -> np.ndarray:
     """``(K_exp,)`` float64 weights of an expression preset (``"fitted"``: a copy of ``fitted``)."""
     check_choice(preset, "expression", tuple(EXPRESSION_PRESETS))
@@ -303,16 +312,22 @@ def expression_weights(model: FaceModel, preset: str, fitted: np.ndarray) -> np.
     return out
 
 
-def lighting_sh(preset: str, fitted_sh: np.ndarray | None) -> np.ndarray:
-    """``(9, 3)`` float64 SH radiance of a lighting preset, as bright as ``fitted_sh`` (a grey 0.8 without one).
+def lighting_sh(preset: str, fitted_sh: np.ndarray | None, level: np.ndarray | None = None) -> np.ndarray:
+    """``(9, 3)`` float64 SH radiance of a lighting preset.
 
-    The directional presets put 55% of the fitted mean shading in a key light and 45% in ambient light, in the
-    fitted light's colour.
+    Args:
+        preset: one of :data:`LIGHTING_PRESETS`.
+        fitted_sh: ``(9, 3)`` the photo's fitted light, or None.
+        level: ``(3,)`` RGB shading the face should get on average (default: the fitted light's mean over the
+            sphere, ``L_00 Y_00``; a grey 0.8 without a fitted light). The ambient preset gives exactly this;
+            the directional ones put 55% of it in a key light and 45% in ambient light.
     """
     check_choice(preset, "lighting", LIGHTING_PRESETS)
     y00 = 0.5 / math.sqrt(math.pi)
-    # Mean shading per channel of the fitted light = L_00 * Y_00 (A_0 / pi = 1).
-    level = np.full(3, 0.8) if fitted_sh is None else np.clip(np.asarray(fitted_sh)[0] * y00, 0.05, 3.0)
+    if level is None:
+        # Mean shading per channel of the fitted light = L_00 * Y_00 (A_0 / pi = 1).
+        level = np.full(3, 0.8) if fitted_sh is None else np.asarray(fitted_sh)[0] * y00
+    level = np.clip(np.asarray(level, dtype=np.float64), 0.05, 3.0)
     if preset == "fitted" and fitted_sh is not None:
         return np.array(fitted_sh, dtype=np.float64)
     if preset in ("fitted", "ambient"):
@@ -346,12 +361,20 @@ def _paint_irises(model: FaceModel, albedo: np.ndarray, vertices: np.ndarray) ->
     return out
 
 
+def fit_options():
+    """The :class:`~facerecon.pipeline.run.ReconstructOptions` for fitting subjects: the largest face, no
+    pictures, no texture completion or details (this module unwraps and de-lights the photo itself)."""
+    from facerecon.pipeline.run import ReconstructOptions
+
+    return ReconstructOptions(faces="largest", render_images=False, texture_completion=False, details=False)
+
+
 def fit_subject(reconstructor, photo: str | os.PathLike[str], name: str | None = None) -> FittedSubject:
     """Fit the largest face of a photo and prepare it for re-rendering.
 
     Args:
         reconstructor: a :class:`~facerecon.pipeline.run.Reconstructor` (its model, options and texture baker
-            are used).
+            are used; :func:`fit_options` skips the work this module does not use).
         photo: the photo file.
         name: the subject's name (default: the file stem).
 
@@ -399,6 +422,13 @@ def fit_subject(reconstructor, photo: str | os.PathLike[str], name: str | None =
     delit = (unwrapped.texture[0] / shading.clamp_min(_MIN_FIT_SHADING)).clamp(0.0, 1.0).permute(1, 2, 0).numpy()
     fitted = interpolate(torch.from_numpy(rec.albedo[:face_n]).float(), face.triangles, uv_frags)[0].numpy()
     albedo_texture = baker.bleed((weight[..., None] * delit + (1.0 - weight[..., None]) * fitted).astype(np.float32))
+    if rec.sh is not None:
+        vn = vertex_normals(cam[None, :face_n], face.triangles)
+        s_fit = irradiance(vn, torch.from_numpy(rec.sh).float()[None])[0]
+        facing = vn[0, :, 2] < -0.5
+        light_level = s_fit[facing].mean(0).double().numpy() if bool(facing.any()) else lighting_level_default(rec.sh)
+    else:
+        light_level = np.full(3, 0.8)
     # The pivot and scale come from the neutral head of this identity, so they do not move with expression.
     neutral = model(torch.from_numpy(rec.identity).float()[None], torch.zeros(1, model.expression_count),
                      submesh="head")[0].double().numpy()  # fmt: skip
@@ -415,6 +445,7 @@ def fit_subject(reconstructor, photo: str | os.PathLike[str], name: str | None =
         albedo=albedo,
         pivot=pivot,
         face_height_mm=float(np.ptp(lm[:, 1])),
+        light_level=light_level,
     )
 
 
@@ -561,7 +592,7 @@ def render_view(
     n = config.image_size
     R, t, intr = view_pose(subject, yaw_deg, config)
     weights = expression_weights(model, expression, rec.expression)
-    sh = lighting_sh(lighting, rec.sh)
+    sh = lighting_sh(lighting, rec.sh, subject.light_level)
     bg = _background(subject.photo, n, config.background, config.blur_sigma)
     image, cover, face_cover = render_subject(model, subject, expression=weights, rotation=R, translation=t,
                                               intrinsics=intr, image_size=(n, n), sh=sh, background=bg,
@@ -689,7 +720,7 @@ def _unique(stem: str, taken: set[str]) -> str:
 
 
 def synthesize(
-    photos: Sequence[str | os.PathLike[str]],
+    photos: Sequence[str | os.PathLike[str] | FittedSubject],
     out_dir: str | os.PathLike[str],
     *,
     yaws_deg: Sequence[float] = DEFAULT_YAWS_DEG,
@@ -717,7 +748,7 @@ def synthesize(
       ``out_dir/now/scans_lmks_onlypp/<subject>/<subject>.pp`` (its 7 NoW landmarks).
 
     Args:
-        photos: photo files.
+        photos: photo files, or subjects already fitted with :func:`fit_subject` (not fitted again).
         out_dir: the output folder (created).
         yaws_deg: head yaws in degrees, each in [-90, 90].
         expressions: keys of :data:`EXPRESSION_PRESETS`.
@@ -737,8 +768,8 @@ def synthesize(
     if isinstance(photos, (str, bytes, os.PathLike)) or not isinstance(photos, Sequence):
         raise TypeError(f"photos: expected a sequence of file paths, got {describe(photos)}")
     for p in photos:
-        if not isinstance(p, (str, os.PathLike)):
-            raise TypeError(f"photos: expected file paths, got {describe(p)}")
+        if not isinstance(p, (str, os.PathLike, FittedSubject)):
+            raise TypeError(f"photos: expected file paths or FittedSubjects, got {describe(p)}")
     if not isinstance(out_dir, (str, os.PathLike)):
         raise TypeError(f"out_dir: expected a folder path, got {describe(out_dir)}")
     yaws = check_yaws(yaws_deg)
@@ -750,16 +781,23 @@ def synthesize(
         raise TypeError(f"config: expected a SynthConfig, got {describe(config)}")
 
     out = Path(out_dir)
-    owns = reconstructor is None
-    if owns:
-        from facerecon.pipeline.run import ReconstructOptions, Reconstructor
-
-        if model is None:
+    if model is None:
+        if reconstructor is not None:
+            model = reconstructor.model
+        else:
             from facerecon.models import load_model
 
             model = load_model()
-        reconstructor = Reconstructor(model, ReconstructOptions(faces="largest", render_images=False))
-    model = reconstructor.model if model is None else model
+    fitter = reconstructor  # made on the first photo that needs fitting when not given
+
+    def get_fitter():
+        nonlocal fitter
+        if fitter is None:
+            from facerecon.pipeline.run import Reconstructor
+
+            fitter = Reconstructor(model, fit_options())
+        return fitter
+
     items: list[SynthItem] = []
     failures: list[SynthFailure] = []
     subjects: list[str] = []
@@ -769,9 +807,14 @@ def synthesize(
     now_vertices = None
     try:
         for index, photo in enumerate(photos):
-            name = _unique(Path(photo).stem, taken)
             try:
-                subject = fit_subject(reconstructor, photo, name=name)
+                if isinstance(photo, FittedSubject):
+                    name = _unique(photo.name, taken)
+                    subject = photo if name == photo.name else replace(photo, name=name)
+                    photo = photo.name
+                else:
+                    name = _unique(Path(photo).stem, taken)
+                    subject = fit_subject(get_fitter(), photo, name=name)
             except FaceReconError as err:
                 fail = SynthFailure(str(photo), str(err), type(err).__name__)
                 failures.append(fail)
@@ -804,8 +847,8 @@ def synthesize(
             if on_photo is not None:
                 on_photo(index, str(photo), None)
     finally:
-        if owns:
-            reconstructor.close()
+        if fitter is not None and fitter is not reconstructor:
+            fitter.close()
     write_text_atomic(out / "README.txt", _readme(yaws, exprs, lights, layout, config, len(items), failures))
     return SynthReport(out, tuple(items), tuple(failures), tuple(subjects))
 

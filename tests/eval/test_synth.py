@@ -22,9 +22,9 @@ YAWS = (-60.0, 0.0, 60.0)
 
 @pytest.fixture(scope="module")
 def reconstructor(face_model):
-    from facerecon.pipeline.run import ReconstructOptions, Reconstructor
+    from facerecon.pipeline.run import Reconstructor
 
-    with Reconstructor(face_model, ReconstructOptions(faces="largest", render_images=False)) as rec:
+    with Reconstructor(face_model, synth.fit_options()) as rec:
         yield rec
 
 
@@ -45,10 +45,11 @@ def bad_photos(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def synthesized(reconstructor, faces_dir, bad_photos, tmp_path_factory):
+def synthesized(reconstructor, subjects, faces_dir, bad_photos, tmp_path_factory):
     out = tmp_path_factory.mktemp("synth")
     seen: list[tuple[int, str, object]] = []
-    photos = [faces_dir / PHOTOS[0], bad_photos["missing"], bad_photos["corrupt"], bad_photos["blank"], faces_dir / PHOTOS[1]]
+    # The first photo is fitted here, the second comes already fitted (not fitted again).
+    photos = [faces_dir / PHOTOS[0], bad_photos["missing"], bad_photos["corrupt"], bad_photos["blank"], subjects[1]]
     report = synth.synthesize(
         photos, out, yaws_deg=YAWS, layout="both", reconstructor=reconstructor,
         on_photo=lambda i, p, f: seen.append((i, p, f)),
@@ -245,6 +246,9 @@ def test_lighting_sh_known_answers():
     n = torch.tensor([[[0.0, 0.0, -1.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0]]], dtype=torch.float64)
     amb = irradiance(n, torch.from_numpy(synth.lighting_sh("ambient", fitted))[None])[0].numpy()
     np.testing.assert_allclose(amb, np.tile([0.9, 0.8, 0.7], (3, 1)), atol=1e-12)
+    # An explicit level (the subject's mean fitted shading on its face) wins over the sphere mean.
+    amb = irradiance(n, torch.from_numpy(synth.lighting_sh("ambient", fitted, np.array([0.5, 0.6, 0.7])))[None])[0].numpy()
+    np.testing.assert_allclose(amb, np.tile([0.5, 0.6, 0.7], (3, 1)), atol=1e-12)
     # Without a fitted light: grey 0.8.
     np.testing.assert_allclose(irradiance(n, torch.from_numpy(synth.lighting_sh("ambient", None))[None])[0].numpy(), 0.8, atol=1e-12)
     left = irradiance(n, torch.from_numpy(synth.lighting_sh("left", fitted))[None])[0].numpy()
