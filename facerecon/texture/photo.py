@@ -74,6 +74,10 @@ class CompletedTexture:
     shading: np.ndarray
 
 
+# texture.png keeps the photo from this view cosine up (blending to the completion below it), and ramps to the
+# completion over this many texels (per 1024) at the border of what the photo sees.
+TEXTURE_FULL_COSINE = 0.1
+TEXTURE_RAMP_TEXELS = 8.0
 # Texels whose de-lit photo albedo is this many times brighter or darker than the fitted albedo lose their
 # photo weight (background or hair where the fitted mesh overshoots the face): full weight up to the first
 # ratio, none from the second.
@@ -220,6 +224,10 @@ class PhotoTextureBaker:
         dtype = vertex_n.dtype
         per_vertex = torch.cat([vertex_n, albedo_colours.to(dtype), unoccluded.to(dtype)[:, None]], dim=1)
         texel = interpolate(per_vertex, triangles, self.uv_fragments)[0]  # (S, S, 7)
+        # What the photo shows, occluders and steep angles included: texture.png keeps it (the albedo, the mirror
+        # and the fill use the stricter ``weight``).
+        seen = (unwrapped.weight[0, 0] / TEXTURE_FULL_COSINE).clamp(0.0, 1.0) * unwrapped.visible[0, 0]
+        seen_np = border_ramp(seen.float().cpu().numpy(), TEXTURE_RAMP_TEXELS * self.size / 1024)
         weight = weight * (texel[..., 6] > 0.999)
         normals = torch.nn.functional.normalize(texel[..., :3], dim=-1, eps=1e-12).permute(2, 0, 1)[None]  # (1, 3, S, S)
         if sh is None:
@@ -228,18 +236,18 @@ class PhotoTextureBaker:
             shading = texel_shading(normals, sh[None].to(normals.dtype))
         photo_albedo = delight(unwrapped.texture.to(normals.dtype), shading)[0].permute(1, 2, 0).float().cpu().numpy()
         fitted = texel[..., 3:6].float().cpu().numpy()
-        seen_np = weight.float().cpu().numpy()
-        # The albedo (and what is mirrored or filled from it) leaves out texels the fit does not explain.
-        weight_np = seen_np * _consistency(photo_albedo, fitted)
+        # The albedo (and what is mirrored or filled from it) leaves out occluded texels and those the fit does
+        # not explain.
+        weight_np = weight.float().cpu().numpy() * _consistency(photo_albedo, fitted)
         mirror_map = self.mirror if mirror else None
         result = complete_albedo(photo_albedo, weight_np, fitted, self.covered, mirror_map)
         shading_np = shading[0].permute(1, 2, 0).float().cpu().numpy()
         # Re-light for display: the fitted light where the photo sees the texel; elsewhere the brighter of the
         # texel's own shading and its mirror's (the hidden side faces away from the camera and often from the
         # light: its own SH shading is dark or negative), at least half the median shading of the seen face.
-        w = border_ramp(seen_np, BORDER_RAMP_TEXELS * self.size / 1024)[..., None]
-        seen = weight_np > 0.5
-        floor = 0.5 * np.median(shading_np[seen], axis=0) if seen.any() else np.full(3, 0.5, np.float32)
+        w = seen_np[..., None]
+        good = weight_np > 0.5
+        floor = 0.5 * np.median(shading_np[good], axis=0) if good.any() else np.full(3, 0.5, np.float32)
         other = shading_np if mirror_map is None else np.where(mirror_map.valid[..., None], mirror_sample(shading_np, mirror_map), shading_np)
         hidden = np.maximum(np.maximum(shading_np, other), floor)
         display = w * shading_np + (1.0 - w) * hidden
