@@ -361,6 +361,34 @@ def _paint_irises(model: FaceModel, albedo: np.ndarray, vertices: np.ndarray) ->
     return out
 
 
+def _mirror_hidden_albedo(
+    model: FaceModel, albedo: np.ndarray, screen: torch.Tensor, cam: torch.Tensor, triangles: torch.Tensor, size: tuple[int, int]
+) -> np.ndarray:
+    """The per-vertex albedo with the face vertices the photo does not show (hidden, or seen at a grazing angle)
+    replaced by their mirror vertex's albedo when the photo shows that one, else the median of the seen ones:
+    the fitted albedo of hidden vertices is only the prior's guess (and picks up stray colours)."""
+    from facerecon.render.visibility import vertex_visibility
+
+    n = cam.shape[0]
+    frags = rasterize(screen, triangles, size)
+    visible = vertex_visibility(screen, triangles, frags, backface=True)[0]
+    normals = vertex_normals(cam[None], triangles)[0]
+    cosine = -(normals * cam).sum(1) / cam.norm(dim=1).clamp_min(1e-9)
+    seen = (visible & (cosine > 0.5 * FULL_WEIGHT_COSINE)).numpy()
+    if not seen.any():
+        return albedo
+    out = albedo.copy()
+    mirror = model.mirror[:n].cpu().numpy()
+    mirror_ok = (mirror >= 0) & (mirror < n)
+    mirror_seen = np.zeros(n, dtype=bool)
+    mirror_seen[mirror_ok] = seen[mirror[mirror_ok]]
+    hidden = ~seen
+    use_mirror = hidden & mirror_seen
+    out[:n][use_mirror] = albedo[mirror[use_mirror]]
+    out[:n][hidden & ~mirror_seen] = np.median(albedo[:n][seen], axis=0)
+    return out
+
+
 def fit_options():
     """The :class:`~facerecon.pipeline.run.ReconstructOptions` for fitting subjects: the largest face, no
     pictures, no texture completion or details (this module unwraps and de-lights the photo itself)."""
@@ -420,7 +448,9 @@ def fit_subject(reconstructor, photo: str | os.PathLike[str], name: str | None =
         shading = torch.ones(3, *weight.shape)
     # Ratio-image de-lighting: albedo = photo / S_fit(n) at the fitted pose; the per-vertex albedo elsewhere.
     delit = (unwrapped.texture[0] / shading.clamp_min(_MIN_FIT_SHADING)).clamp(0.0, 1.0).permute(1, 2, 0).numpy()
-    fitted = interpolate(torch.from_numpy(rec.albedo[:face_n]).float(), face.triangles, uv_frags)[0].numpy()
+    albedo = _mirror_hidden_albedo(model, rec.albedo.astype(np.float32), screen[:, :face_n], cam[:face_n], face.triangles,
+                                   image.shape[:2])  # fmt: skip
+    fitted = interpolate(torch.from_numpy(albedo[:face_n]).float(), face.triangles, uv_frags)[0].numpy()
     albedo_texture = baker.bleed((weight[..., None] * delit + (1.0 - weight[..., None]) * fitted).astype(np.float32))
     if rec.sh is not None:
         vn = vertex_normals(cam[None, :face_n], face.triangles)
@@ -435,7 +465,7 @@ def fit_subject(reconstructor, photo: str | os.PathLike[str], name: str | None =
     lm = neutral[model.landmarks("ibug68").vertex_indices.cpu().numpy()]
     lo, hi = neutral.min(0), neutral.max(0)
     pivot = np.array([(lo[0] + hi[0]) / 2, lm[:, 1].mean(), (lo[2] + hi[2]) / 2])
-    albedo = _paint_irises(model, rec.albedo.astype(np.float32), rec.vertices)
+    albedo = _paint_irises(model, albedo, rec.vertices)
     return FittedSubject(
         name=name,
         photo=image,

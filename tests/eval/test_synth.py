@@ -300,3 +300,21 @@ def test_view_names():
     assert synth.view_name("ann", 60.0, "smile", "left") == "ann_yaw+060_smile_left"
     assert synth.view_name("ann", -7.6, "fitted", "fitted") == "ann_yaw-008_fitted_fitted"
     assert synth.view_name("ann", 0.0, "neutral", "top") == "ann_yaw+000_neutral_top"
+
+
+def test_hidden_face_vertices_take_their_mirror_albedo(subjects, face_model):
+    """The turned photo hides part of one cheek: those vertices take the albedo of their mirror vertex (seen)."""
+    subject = subjects[1]  # yaw ~30 degrees in the photo
+    fitted = subject.reconstruction.albedo
+    n = face_model.submesh("face").vertex_count
+    changed = np.flatnonzero(np.abs(subject.albedo[:n] - fitted[:n]).max(1) > 1e-6)
+    assert 200 < changed.size < n // 2
+    mirror = face_model.mirror[:n].numpy()
+    from_mirror = np.all(np.abs(subject.albedo[changed] - fitted[mirror[changed]]) < 1e-6, axis=1)
+    # The others (their mirror hidden too: under the chin, behind the ears) all take one colour, the median.
+    rest = subject.albedo[changed[~from_mirror]]
+    assert from_mirror.sum() > 100
+    np.testing.assert_allclose(rest, np.broadcast_to(rest[0], rest.shape), atol=1e-6)
+    # The hidden cheek is on one side: the mirrored vertices lie mostly on one side of the face (x of one sign).
+    x = subject.reconstruction.vertices[changed[from_mirror], 0]
+    assert max((x > 0).mean(), (x < 0).mean()) > 0.8
