@@ -30,7 +30,12 @@ def _names(text: str) -> list[str]:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    from facerecon.eval.synth import BACKGROUNDS, EXPRESSION_PRESETS, LAYOUTS, LIGHTING_PRESETS
+    from facerecon.eval.synth import (
+        BACKGROUNDS,
+        EXPRESSION_PRESETS,
+        LAYOUTS,
+        LIGHTING_PRESETS,
+    )
 
     parser = subparsers.add_parser(
         "synth",

@@ -62,24 +62,27 @@ from facerecon.core.errors import FaceReconError, NoFaceError
 from facerecon.core.mesh import Mesh
 from facerecon.geometry.camera import focal_px_from_35mm
 from facerecon.geometry.mesh_ops import vertex_normals
-from facerecon.geometry.rotation import camera_rotation_to_head_angles, head_angles_to_camera_rotation
+from facerecon.geometry.rotation import (
+    camera_rotation_to_head_angles,
+    head_angles_to_camera_rotation,
+)
 from facerecon.io.atomic import atomic_path, write_text_atomic
 from facerecon.models.face_model import FaceModel
 from facerecon.models.regions import Region
 from facerecon.pipeline.reconstruction import Reconstruction
 from facerecon.render.interpolate import interpolate
 from facerecon.render.rasterize import rasterize
+from facerecon.render.sh import directional_sh, irradiance
 from facerecon.render.uv import unwrap_texture
 from facerecon.texture.delight import texel_normals, texel_shading
 from facerecon.texture.photo import FULL_WEIGHT_COSINE
-from facerecon.render.sh import directional_sh, irradiance
 
 __all__ = [
+    "BACKGROUNDS",
     "DEFAULT_YAWS_DEG",
     "EXPRESSION_PRESETS",
     "LAYOUTS",
     "LIGHTING_PRESETS",
-    "BACKGROUNDS",
     "FittedSubject",
     "SynthConfig",
     "SynthFailure",
@@ -92,8 +95,8 @@ __all__ = [
     "fit_options",
     "fit_subject",
     "lighting_sh",
-    "render_view",
     "render_subject",
+    "render_view",
     "synthesize",
     "write_aflw2000_view",
     "write_now_scan",
@@ -109,8 +112,10 @@ EXPRESSION_PRESETS: dict[str, dict[str, float]] = {
     "neutral": {},
     "smile": {"mouthSmile_L": 0.8, "mouthSmile_R": 0.8, "cheekSquint_L": 0.3, "cheekSquint_R": 0.3},
     "jawOpen": {"jawOpen": 0.55},
-    "surprise": {"browInnerUp_L": 0.8, "browInnerUp_R": 0.8, "browOuterUp_L": 0.8, "browOuterUp_R": 0.8,
-                 "eyeWide_L": 0.5, "eyeWide_R": 0.5, "jawOpen": 0.3},  # fmt: skip
+    "surprise": {
+        "browInnerUp_L": 0.8, "browInnerUp_R": 0.8, "browOuterUp_L": 0.8, "browOuterUp_R": 0.8,
+        "eyeWide_L": 0.5, "eyeWide_R": 0.5, "jawOpen": 0.3,
+    },
     "pucker": {"mouthPucker": 0.8, "mouthFunnel": 0.2},
     "blink": {"eyeBlink_L": 1.0, "eyeBlink_R": 1.0},
 }
@@ -737,7 +742,7 @@ def write_now_view(root: str | os.PathLike[str], subject: str, challenge: str, n
 
 def view_name(subject: str, yaw_deg: float, expression: str, lighting: str) -> str:
     """``<subject>_yaw+060_<expression>_<lighting>`` (yaw rounded to a degree, sign always shown)."""
-    return f"{subject}_yaw{int(round(yaw_deg)):+04d}_{expression}_{lighting}"
+    return f"{subject}_yaw{round(yaw_deg):+04d}_{expression}_{lighting}"
 
 
 # ----------------------------------------------------------------------------------------------- batch
@@ -886,14 +891,14 @@ def synthesize(
 def _readme(yaws, exprs, lights, layout, config: SynthConfig, count: int, failures: list[SynthFailure]) -> str:
     lines = [
         "facerecon synth: fitted photos re-rendered with ground truth (facerecon.eval.synth).",
-        f"views: {count}; yaws (deg): {', '.join(f'{y:g}' for y in yaws)}; expressions: {', '.join(exprs)}; "
-        f"lightings: {', '.join(lights)}; layout: {layout}",
+        (f"views: {count}; yaws (deg): {', '.join(f'{y:g}' for y in yaws)}; expressions: {', '.join(exprs)}; "
+         f"lightings: {', '.join(lights)}; layout: {layout}"),
         f"image {config.image_size} px, focal {config.focal_35mm:g} mm (35 mm equiv.), background {config.background}",
-        "aflw2000/: <view>.jpg + <view>.mat (pt3d_68: the 68 fixed iBUG vertices projected, occluded ones too; "
-        "Pose_Para: pitch, yaw, roll rad (facerecon convention: +yaw = nose to the viewer's right), tx, ty, tz mm, "
-        "scale px/mm) + <view>.obj (ground-truth face mesh, camera space, mm)",
-        "now/: iphone_pictures/<subject>/<neutral|expression>/<view>.jpg, scans/<subject>/<subject>.obj "
-        "(neutral face, model space, mm), scans_lmks_onlypp/<subject>/<subject>.pp (7 NoW landmarks)",
+        ("aflw2000/: <view>.jpg + <view>.mat (pt3d_68: the 68 fixed iBUG vertices projected, occluded ones too; "
+         "Pose_Para: pitch, yaw, roll rad (facerecon convention: +yaw = nose to the viewer's right), tx, ty, tz mm, "
+         "scale px/mm) + <view>.obj (ground-truth face mesh, camera space, mm)"),
+        ("now/: iphone_pictures/<subject>/<neutral|expression>/<view>.jpg, scans/<subject>/<subject>.obj "
+         "(neutral face, model space, mm), scans_lmks_onlypp/<subject>/<subject>.pp (7 NoW landmarks)"),
         "Evaluate: facerecon eval aflw2000 OUT/aflw2000 --method mediapipe; facerecon eval now OUT/now",
     ]
     lines += [f"failed: {f.photo}: {f.reason}" for f in failures]

@@ -148,7 +148,8 @@ def test_render_at_the_fitted_pose_looks_like_the_photo(subjects, face_model, ar
     for subject in subjects:
         rec = subject.reconstruction
         photo = subject.photo.astype(np.float32) / 255.0
-        kwargs = dict(expression=rec.expression, intrinsics=rec.intrinsics, image_size=photo.shape[:2], sh=rec.sh, background=photo)
+        kwargs = {"expression": rec.expression, "intrinsics": rec.intrinsics, "image_size": photo.shape[:2], "sh": rec.sh,
+                  "background": photo}
         image, cover, _ = synth.render_subject(face_model, subject, rotation=rec.rotation, translation=rec.translation, **kwargs)
         mask = rec.face_mask & (cover > 0.99)
         assert mask.sum() > 2000
@@ -222,7 +223,7 @@ def test_expression_and_lighting_presets(subjects, face_model):
     # Lower lip (57) drops, chin (8) drops with the jaw; smiling widens the mouth (48-54).
     assert open_jaw.landmarks68[57, 1] > neutral.landmarks68[57, 1] + 8
     assert open_jaw.landmarks68[8, 1] > neutral.landmarks68[8, 1] + 8
-    width = lambda v: np.linalg.norm(v.landmarks68[54, :2] - v.landmarks68[48, :2])  # noqa: E731
+    width = lambda v: np.linalg.norm(v.landmarks68[54, :2] - v.landmarks68[48, :2])
     assert width(smile) > width(neutral) + 3
     w = synth.expression_weights(face_model, "smile", subject.reconstruction.expression)
     assert w[face_model.expression_index("mouthSmile_L")] == 0.8 and w.sum() == pytest.approx(2.2)
@@ -232,7 +233,7 @@ def test_expression_and_lighting_presets(subjects, face_model):
     m = left.face_mask
     half = np.zeros_like(m)
     half[:, :225] = True
-    lum = lambda v, sel: v.image[sel].astype(float).mean()  # noqa: E731
+    lum = lambda v, sel: v.image[sel].astype(float).mean()
     assert lum(left, m & half) - lum(left, m & ~half) > 10
     assert lum(right, m & ~half) - lum(right, m & half) > 10
 
