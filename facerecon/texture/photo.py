@@ -224,10 +224,11 @@ class PhotoTextureBaker:
         dtype = vertex_n.dtype
         per_vertex = torch.cat([vertex_n, albedo_colours.to(dtype), unoccluded.to(dtype)[:, None]], dim=1)
         texel = interpolate(per_vertex, triangles, self.uv_fragments)[0]  # (S, S, 7)
-        # What the photo shows, occluders and steep angles included: texture.png keeps it (the albedo, the mirror
-        # and the fill use the stricter ``weight``).
+        # What the photo shows, steep angles and what the fit calls occluded included: texture.png keeps it unless
+        # its colour is far from the fitted albedo's (the albedo, the mirror and the fill use the stricter
+        # ``weight``).
         seen = (unwrapped.weight[0, 0] / TEXTURE_FULL_COSINE).clamp(0.0, 1.0) * unwrapped.visible[0, 0]
-        seen_np = border_ramp(seen.float().cpu().numpy(), TEXTURE_RAMP_TEXELS * self.size / 1024)
+        seen_np = seen.float().cpu().numpy()
         weight = weight * (texel[..., 6] > 0.999)
         normals = torch.nn.functional.normalize(texel[..., :3], dim=-1, eps=1e-12).permute(2, 0, 1)[None]  # (1, 3, S, S)
         if sh is None:
@@ -238,7 +239,9 @@ class PhotoTextureBaker:
         fitted = texel[..., 3:6].float().cpu().numpy()
         # The albedo (and what is mirrored or filled from it) leaves out occluded texels and those the fit does
         # not explain.
-        weight_np = weight.float().cpu().numpy() * _consistency(photo_albedo, fitted)
+        consistent = _consistency(photo_albedo, fitted)
+        weight_np = weight.float().cpu().numpy() * consistent
+        seen_np = border_ramp(seen_np * consistent, TEXTURE_RAMP_TEXELS * self.size / 1024)
         mirror_map = self.mirror if mirror else None
         result = complete_albedo(photo_albedo, weight_np, fitted, self.covered, mirror_map)
         shading_np = shading[0].permute(1, 2, 0).float().cpu().numpy()
