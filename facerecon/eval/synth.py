@@ -370,8 +370,8 @@ def _mirror_hidden_albedo(
     model: FaceModel, albedo: np.ndarray, screen: torch.Tensor, cam: torch.Tensor, triangles: torch.Tensor, size: tuple[int, int]
 ) -> np.ndarray:
     """The per-vertex albedo with the face vertices the photo does not show (hidden, or seen at a grazing angle)
-    replaced by their mirror vertex's albedo when the photo shows that one, else the median of the seen ones:
-    the fitted albedo of hidden vertices is only the prior's guess (and picks up stray colours)."""
+    replaced by their mirror vertex's albedo when the photo shows that one, else (and on the neck) the median of
+    the seen ones: the fitted albedo of hidden vertices is only the prior's guess (and picks up stray colours)."""
     from facerecon.render.visibility import vertex_visibility
 
     n = cam.shape[0]
@@ -380,7 +380,8 @@ def _mirror_hidden_albedo(
     normals = vertex_normals(cam[None], triangles)[0]
     cosine = -(normals * cam).sum(1) / cam.norm(dim=1).clamp_min(1e-9)
     seen = (visible & (cosine > 0.5 * FULL_WEIGHT_COSINE)).numpy()
-    if not seen.any():
+    neck = model.region_labels[:n].cpu().numpy() == int(Region.NECK_BACK_OF_HEAD)
+    if not (seen & ~neck).any():
         return albedo
     out = albedo.copy()
     mirror = model.mirror[:n].cpu().numpy()
@@ -390,7 +391,8 @@ def _mirror_hidden_albedo(
     hidden = ~seen
     use_mirror = hidden & mirror_seen
     out[:n][use_mirror] = albedo[mirror[use_mirror]]
-    out[:n][hidden & ~mirror_seen] = np.median(albedo[:n][seen], axis=0)
+    # The neck takes the skin colour too: the photo there often shows a collar, hair or the background.
+    out[:n][(hidden & ~mirror_seen) | neck] = np.median(albedo[:n][seen & ~neck], axis=0)
     return out
 
 
