@@ -19,7 +19,8 @@ How a view is made (:func:`render_view`):
 * **Colour**: the photo unwrapped into the face UV tile (:func:`facerecon.render.uv.unwrap_texture`, the
   pipeline's texture baker's weight, stricter at grazing angles, none on the neck) where the photo saw the
   surface, the fitted per-vertex albedo elsewhere (the hidden side, the back of the head, the mouth interior,
-  the eyes, with painted irises), so a 90 degree view is not black. The photo texels carry the photo's light;
+  the eyes, with painted irises), so a 90 degree view is not black. Face vertices the photo does not show take
+  their mirror vertex's albedo (or, when that is hidden too, and on the neck, the median seen skin albedo). The photo texels carry the photo's light;
   they are de-lit by the fitted SH shading at the fitted pose (ratio-image relighting:
   ``albedo = photo / S_fit(n_fit)``) and every pixel is shaded ``albedo * S(n)`` with the new light
   (:data:`LIGHTING_PRESETS`; ``"fitted"`` keeps the photo's SH light, fixed to the camera).
@@ -57,7 +58,7 @@ import cv2
 import numpy as np
 import torch
 
-from facerecon.core.check import check_choice, describe
+from facerecon.core.check import check_choice, check_finite, check_shape, describe
 from facerecon.core.errors import FaceReconError, NoFaceError
 from facerecon.core.mesh import Mesh
 from facerecon.geometry.camera import focal_px_from_35mm
@@ -71,7 +72,7 @@ from facerecon.models.face_model import FaceModel
 from facerecon.models.regions import Region
 from facerecon.pipeline.reconstruction import Reconstruction
 from facerecon.render.interpolate import interpolate
-from facerecon.render.rasterize import rasterize
+from facerecon.render.rasterize import check_image_size, rasterize
 from facerecon.render.sh import directional_sh, irradiance
 from facerecon.render.uv import unwrap_texture
 from facerecon.texture.delight import texel_normals, texel_shading
@@ -543,7 +544,24 @@ def render_subject(
     Returns:
         ``(image (H, W, 3) float32 in [0, 1], head coverage (H, W) float32 in [0, 1], face coverage (H, W)
         float32)``.
+
+    Raises:
+        TypeError / ValueError: arguments of other types, shapes or values (NaN, a bad size).
     """
+    if not isinstance(subject, FittedSubject):
+        raise TypeError(f"subject: expected a FittedSubject (from fit_subject), got {describe(subject)}")
+    for arg, value, spec in (("expression", expression, (model.expression_count,)), ("rotation", rotation, (3, 3)),
+                             ("translation", translation, (3,)), ("sh", sh, (9, 3)),
+                             ("intrinsics", np.asarray(intrinsics, dtype=np.float64), (4,))):  # fmt: skip
+        if not isinstance(value, np.ndarray):
+            raise TypeError(f"{arg}: expected an array of shape {spec}, got {describe(value)}")
+        check_shape(value, arg, spec)
+        check_finite(value, arg)
+    size = check_image_size(image_size)
+    if background is not None:
+        check_shape(background, "background", (size[0], size[1], 3))
+    if isinstance(supersample, bool) or not isinstance(supersample, int) or supersample < 1:
+        raise ValueError(f"supersample: expected a positive int, got {supersample!r}")
     rec = subject.reconstruction
     height, width = image_size
     s = int(supersample)

@@ -322,3 +322,20 @@ def test_hidden_face_vertices_take_their_mirror_albedo(subjects, face_model):
     # The hidden cheek is on one side: the mirrored vertices lie mostly on one side of the face (x of one sign).
     x = subject.reconstruction.vertices[changed[from_mirror], 0]
     assert max((x > 0).mean(), (x < 0).mean()) > 0.8
+
+
+def test_render_subject_errors(subjects, face_model):
+    subject = subjects[0]
+    rec = subject.reconstruction
+    ok = {"expression": rec.expression, "rotation": rec.rotation, "translation": rec.translation,
+          "intrinsics": rec.intrinsics, "image_size": (64, 64), "sh": rec.sh}  # fmt: skip
+    image, cover, face_cover = synth.render_subject(face_model, subject, **ok)
+    assert image.shape == (64, 64, 3) and cover.shape == face_cover.shape == (64, 64)
+    with pytest.raises(TypeError, match="subject"):
+        synth.render_subject(face_model, rec, **ok)
+    for key, bad, err in (("rotation", np.eye(4), ValueError), ("translation", [0, 0, 500], TypeError),
+                          ("sh", np.full((9, 3), np.nan), ValueError), ("expression", np.zeros(3), ValueError),
+                          ("image_size", (0, 64), ValueError), ("background", np.zeros((10, 10, 3)), ValueError),
+                          ("supersample", 0, ValueError)):  # fmt: skip
+        with pytest.raises(err, match=key):
+            synth.render_subject(face_model, subject, **{**ok, key: bad})
