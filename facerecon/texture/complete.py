@@ -34,7 +34,7 @@ import torch
 from facerecon.core.check import check_finite, check_shape, describe
 from facerecon.render.fragments import Fragments
 
-__all__ = ["UVMirror", "uv_mirror", "mirror_sample", "border_ramp", "membrane_fill", "CompletedAlbedo", "complete_albedo"]
+__all__ = ["CompletedAlbedo", "UVMirror", "border_ramp", "complete_albedo", "membrane_fill", "mirror_sample", "uv_mirror"]
 
 # Photo weights ramp from 0 to full over this many texels (per 1024) inside the border of what the photo sees.
 BORDER_RAMP_TEXELS = 24.0
@@ -159,7 +159,6 @@ def border_ramp(weight: np.ndarray, ramp_texels: float) -> np.ndarray:
 
 def _laplacian_grid(domain: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
     """The graph Laplacian of the 4-connected texels of ``domain`` and their flat indices."""
-    h, w = domain.shape
     index = -np.ones(domain.shape, dtype=np.int64)
     flat = np.flatnonzero(domain)
     index.ravel()[flat] = np.arange(len(flat))

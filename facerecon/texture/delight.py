@@ -21,7 +21,7 @@ from facerecon.render.fragments import Fragments
 from facerecon.render.interpolate import interpolate
 from facerecon.render.sh import irradiance
 
-__all__ = ["MIN_SHADING", "texel_normals", "texel_shading", "delight", "relight"]
+__all__ = ["MIN_SHADING", "delight", "relight", "texel_normals", "texel_shading"]
 
 MIN_SHADING = 0.05
 """Shading below this is clamped before dividing: texels in deep shadow carry no usable albedo."""

@@ -40,12 +40,12 @@ __all__ = [
     "DISPLACEMENT_OFFSET",
     "DetailConfig",
     "Details",
-    "displaced_normals",
-    "estimate_displacement",
-    "encode_displacement",
     "decode_displacement",
-    "normal_map_rgb",
+    "displaced_normals",
+    "encode_displacement",
+    "estimate_displacement",
     "grid_mesh",
+    "normal_map_rgb",
 ]
 
 DISPLACEMENT_MM_PER_UNIT = 0.001
@@ -233,7 +233,7 @@ def estimate_displacement(
         box = (slice(0, size), slice(0, size))
     else:
         box = (slice(max(int(rows[0]) - 3, 0), min(int(rows[-1]) + 4, size)), slice(max(int(cols[0]) - 3, 0), min(int(cols[-1]) + 4, size)))
-    crop = lambda t: t[..., box[0], box[1]]  # noqa: E731
+    crop = lambda t: t[..., box[0], box[1]]
     positions, normals, free, data, rho, target = map(crop, (positions, normals, free, data, rho, target))
 
     base = _base_normals(positions, normals)

@@ -14,11 +14,17 @@ import torch
 from scipy.ndimage import distance_transform_edt
 
 from facerecon.core.check import check_shape, describe
+from facerecon.geometry.mesh_ops import vertex_normals
 from facerecon.render.interpolate import interpolate
 from facerecon.render.rasterize import rasterize
 from facerecon.render.uv import rasterize_uv, unwrap_texture
-from facerecon.texture.complete import BORDER_RAMP_TEXELS, UVMirror, border_ramp, complete_albedo, mirror_sample, uv_mirror
-from facerecon.geometry.mesh_ops import vertex_normals
+from facerecon.texture.complete import (
+    UVMirror,
+    border_ramp,
+    complete_albedo,
+    mirror_sample,
+    uv_mirror,
+)
 from facerecon.texture.delight import delight, texel_shading
 
 # Texels seen at grazing angles are blended with the model's colour: full photo weight from this cosine up.

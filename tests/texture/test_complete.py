@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from facerecon.render.uv import position_map, rasterize_uv
-from facerecon.texture.complete import border_ramp, complete_albedo, membrane_fill, mirror_sample, uv_mirror
+from facerecon.texture.complete import (
+    border_ramp,
+    complete_albedo,
+    membrane_fill,
+    mirror_sample,
+    uv_mirror,
+)
 
 SIZE = 256
 

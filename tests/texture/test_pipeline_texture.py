@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from facerecon.cli.main import main
-from facerecon.pipeline.run import Reconstructor, ReconstructOptions
+from facerecon.pipeline.run import ReconstructOptions, Reconstructor
 from facerecon.texture.details import decode_displacement
 
 PROFILE = "prnet-3.jpg"  # a left profile: the subject's right side is hidden
@@ -26,7 +26,6 @@ def profile(face_model, faces_dir):
 
 def _sides(face_model, size: int):
     """Texel masks of the subject's right (x < -15 mm) and left (x > 15 mm) cheek areas on the mean face."""
-    import torch
 
     from facerecon.render.uv import position_map, rasterize_uv
 
@@ -43,7 +42,7 @@ def test_profile_texture_is_complete(profile, face_model, artifacts_dir) -> None
     assert abs(face.angles_deg[1]) > 40  # really a profile
     right, left = _sides(face_model, face.texture.shape[0])
     seen, hidden = (left, right) if face.angles_deg[1] < 0 else (right, left)
-    lum = lambda t: t.astype(np.float64) @ [0.299, 0.587, 0.114]  # noqa: E731
+    lum = lambda t: t.astype(np.float64) @ [0.299, 0.587, 0.114]
     # The completed hidden cheek looks like the seen one (mirror image of the de-lit albedo, re-lit)...
     assert abs(np.median(lum(face.albedo_texture[hidden])) - np.median(lum(face.albedo_texture[seen]))) < 20
     # ... with photo detail (texture variance), not a flat fill; the plain bake is flat there.
