@@ -290,7 +290,7 @@ def fit_photometric(
         albedo=albedo.detach().clone(),
         visible=visible[0].clone(),
         occluded=occluded.clone(),
-        photometric_error=float(e_photo),
+        photometric_error=float(e_photo.detach()),
         landmark_error_px=lm_err,
         losses=losses,
         history=tuple(history),
