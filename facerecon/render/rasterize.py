@@ -160,6 +160,11 @@ def _resolve(q, faces, perspective, face_img, key_img, bary_out, depth_out, mask
             bary_out[y, x, 1] = e1 / s
             bary_out[y, x, 2] = e2 / s
             depth_out[y, x] = -1.0 / key_img[y, x] if perspective else key_img[y, x]
+    # Background: depth 0 (the key image may be the depth buffer itself, holding +inf there).
+    for y in range(height):
+        for x in range(width):
+            if face_img[y, x] < 0:
+                depth_out[y, x] = 0.0
 
 
 @njit_cached(nogil=True)
@@ -170,8 +175,10 @@ def _rasterize_batch(screen, faces, near, perspective, face_out, bary_out, depth
     height = face_out.shape[1]
     width = face_out.shape[2]
     q = np.empty((n_verts, 3))
-    key = np.empty((height, width))
     for b in range(batch):
+        # The z-buffer lives in the depth output (resolved to depth in place): one image-sized buffer less to
+        # allocate and fault in per call, which is a large share of the time at 512 x 512.
+        key = depth_out[b]
         for i in range(n_verts):
             z = screen[b, i, 2]
             if perspective:
