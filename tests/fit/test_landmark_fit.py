@@ -110,3 +110,37 @@ def test_real_photos(face_model, fitter, faces_dir) -> None:
 def test_errors(fitter, landmarks, error, match) -> None:
     with pytest.raises(error, match=match):
         fitter.fit(landmarks, focal=FOCAL, principal_point=(CX, CY))
+
+
+@pytest.fixture(scope="module")
+def calibrated_model(model_home, tmp_path_factory):
+    """A copy of the session's model with the MediaPipe-478 embedding calibrated (the production default)."""
+    import shutil
+
+    from facerecon.calibrate import calibrate_landmarks, save_embedding
+    from facerecon.models import load_model
+
+    home = tmp_path_factory.mktemp("calibrated-home")
+    shutil.copytree(model_home, home, dirs_exist_ok=True)
+    model = load_model(home=home, install=False)
+    save_embedding(calibrate_landmarks(model), model.info["cache"])
+    return load_model(home=home, install=False)
+
+
+def test_dense_targets_recover_a_synthetic_face(calibrated_model) -> None:
+    from facerecon.fit.landmarks import mediapipe478_targets
+
+    targets = mediapipe478_targets(calibrated_model)
+    assert targets.scheme == "mediapipe478" and len(targets.vertex_indices) == 468  # irises are not embedded
+    assert targets.contour.sum() == 36 and (targets.weights.sum(1) == pytest.approx(1.0))
+    subset = mediapipe478_targets(calibrated_model, interior_count=120)
+    assert len(subset.vertex_indices) == 156 and subset.contour.sum() == 36
+    _, _, rotation, translation, _ = _synthetic(calibrated_model, (5, -20, 0))
+    identity, expression = np.zeros(100), np.zeros(53)
+    identity[:10] = np.linspace(-1, 1, 10)
+    verts = calibrated_model(torch.tensor(identity[None]), torch.tensor(expression[None]), submesh="face")[0].numpy()
+    points = np.einsum("lkc,lk->lc", verts[targets.triangles], targets.weights) @ rotation.T + translation
+    fitter = LandmarkFitter(calibrated_model, targets, LandmarkFitConfig(sliding_contour=False, landmark_sigma=0.002, iterations=30))
+    fit = fitter.fit(_project(points), focal=FOCAL, principal_point=(CX, CY))
+    assert np.median(fit.residual_px) < 0.3
+    assert np.corrcoef(fit.identity[:10], identity[:10])[0, 1] > 0.9  # the identity is recovered, not just the landmarks
