@@ -25,7 +25,7 @@ import json
 import sys
 from pathlib import Path
 
-from facerecon.cli.exit_codes import ExitCode, exit_code_for
+from facerecon.cli.exit_codes import batch_exit_code, ExitCode, exit_code_for
 from facerecon.core.errors import FaceReconError, NoFaceError
 
 
@@ -91,11 +91,7 @@ def run(args: argparse.Namespace) -> int:
                 err = NoFaceError(f"{path}: no face found (wrote {', '.join(written)})")
                 print(f"facerecon detect: {err}", file=sys.stderr)
                 failures.append(exit_code_for(err))
-    if not failures:
-        return ExitCode.OK
-    if ok == 0 and len(set(failures)) == 1:
-        return failures[0]
-    return ExitCode.PARTIAL
+    return batch_exit_code(failures, ok)
 
 
 def _unique_stems(paths: list[Path]) -> list[str]:

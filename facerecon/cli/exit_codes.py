@@ -38,3 +38,13 @@ def exit_code_for(error: BaseException) -> ExitCode:
         if isinstance(error, cls):
             return code
     return ExitCode.INTERNAL_ERROR
+
+
+def batch_exit_code(failures: list[ExitCode], succeeded: int) -> ExitCode:
+    """The exit code of a batch: OK when nothing failed; when nothing succeeded and every failure has the same
+    cause, that cause's code (IMAGE_READ, NO_FACE, ...); otherwise PARTIAL."""
+    if not failures:
+        return ExitCode.OK
+    if succeeded == 0 and len(set(failures)) == 1:
+        return failures[0]
+    return ExitCode.PARTIAL

@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from facerecon.cli.exit_codes import ExitCode, exit_code_for
+from facerecon.cli.exit_codes import batch_exit_code, ExitCode, exit_code_for
 from facerecon.core.errors import FaceReconError
 
 
@@ -85,9 +85,4 @@ def run(args: argparse.Namespace) -> int:
         print("|---|---|---|---|---|---|")
         for row in rows:
             print("| " + " | ".join(row) + " |")
-    if not failures:
-        return ExitCode.OK
-    succeeded = any(r[2] == "ok" for r in rows)
-    if not succeeded and len(set(failures)) == 1:
-        return failures[0]
-    return ExitCode.PARTIAL
+    return batch_exit_code(failures, sum(r[2] == "ok" for r in rows))

@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from facerecon.cli.exit_codes import ExitCode, exit_code_for
+from facerecon.cli.exit_codes import batch_exit_code, ExitCode, exit_code_for
 
 
 def _numbers(text: str) -> list[float]:
@@ -93,12 +93,7 @@ def run(args: argparse.Namespace) -> int:
         for layout in ("aflw2000", "now"):
             if args.layout in (layout, "both"):
                 print(f"evaluate: facerecon eval {layout} {report.out_dir / layout}")
-    if not report.failures:
-        return ExitCode.OK
-    codes = {_code(f.kind) for f in report.failures}
-    if not report.subjects and len(codes) == 1:
-        return codes.pop()
-    return ExitCode.PARTIAL
+    return batch_exit_code([_code(f.kind) for f in report.failures], len(report.subjects))
 
 
 def _code(kind: str) -> ExitCode:
