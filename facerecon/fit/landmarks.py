@@ -54,7 +54,7 @@ class LandmarkFitConfig:
         damping: initial Levenberg-Marquardt damping, relative to the mean diagonal of the normal matrix.
     """
 
-    iterations: int = 8
+    iterations: int = 5  # measured on 10 shared photos: 8 -> 5 iterations costs +0.0003 NME, saves 25 % time
     landmark_sigma: float = 0.02
     expression_weight: float = 4.0
     frozen_expressions: tuple[str, ...] = (
@@ -240,7 +240,7 @@ class _LinearLandmarks:
         self.mean = torch.einsum("nkc,nk->nc", model.mean[tri].double(), w).cpu().numpy()  # (N, 3)
         ident = torch.einsum("mnkc,nk->mnc", model.identity_basis[:identity_modes, tri].double(), w)
         expr = torch.einsum("mnkc,nk->mnc", model.expression_basis[:, tri].double(), w)
-        self.basis = torch.cat([ident, expr], 0).permute(1, 2, 0).cpu().numpy()  # (N, 3, K)
+        self.basis = np.ascontiguousarray(torch.cat([ident, expr], 0).permute(1, 2, 0).cpu().numpy())  # (N, 3, K)
 
     @classmethod
     def of_vertices(cls, model: FaceModel, vertices: np.ndarray, identity_modes: int) -> _LinearLandmarks:
@@ -249,7 +249,13 @@ class _LinearLandmarks:
         return cls(model, np.repeat(np.asarray(vertices)[:, None], 3, axis=1), weights, identity_modes)
 
     def points(self, coeffs: np.ndarray) -> np.ndarray:
-        return self.mean + self.basis @ coeffs
+        return self.mean + _apply_basis(self.basis, coeffs)
+
+
+def _apply_basis(basis: np.ndarray, coeffs: np.ndarray) -> np.ndarray:
+    """``(N, 3)`` = ``basis (N, 3, K) @ coeffs (K,)`` as one matrix-vector product (a stack of 3 x K products
+    is several times slower in NumPy)."""
+    return (basis.reshape(-1, basis.shape[-1]) @ coeffs).reshape(-1, 3)
 
 
 def _project(points_cam: np.ndarray, focal: float, cx: float, cy: float) -> np.ndarray:
@@ -394,7 +400,7 @@ class LandmarkFitter:
             best = self._slide(coeffs, rotation, translation, np.asarray(landmarks, np.float64)[contour], focal, cx, cy)
             mean[contour] = self._candidates.mean[best]
             basis[contour] = self._candidates.basis[best]
-        cam = (mean + basis @ coeffs) @ np.asarray(rotation).T + np.asarray(translation)
+        cam = (mean + _apply_basis(basis, coeffs)) @ np.asarray(rotation).T + np.asarray(translation)
         return _project(cam, focal, cx, cy)
 
     def _fit(
@@ -448,7 +454,7 @@ class LandmarkFitter:
         history: list[float] = []
 
         def energy(rot: np.ndarray, trans: np.ndarray, c: np.ndarray, w: np.ndarray) -> float:
-            cam = (mean + basis @ c) @ rot.T + trans
+            cam = (mean + _apply_basis(basis, c)) @ rot.T + trans
             r = (_project(cam, focal, cx, cy) - f2d) / size
             return float(np.sum(w[:, None] * r * r) + np.sum(prior * c * c))
 
@@ -461,7 +467,7 @@ class LandmarkFitter:
                 mean[contour] = candidates.mean[best]
                 basis[contour] = candidates.basis[best]
 
-            model_pts = mean + basis @ coeffs  # (L, 3)
+            model_pts = mean + _apply_basis(basis, coeffs)  # (L, 3)
             cam = model_pts @ rotation.T + translation
             proj = _project(cam, focal, cx, cy)
             residual = (proj - f2d) / size  # (L, 2)
@@ -519,7 +525,7 @@ class LandmarkFitter:
             if not improved:
                 break
 
-        cam = (mean + basis @ coeffs) @ rotation.T + translation
+        cam = (mean + _apply_basis(basis, coeffs)) @ rotation.T + translation
         proj = _project(cam, focal, cx, cy)
         identity = np.zeros(model.identity_count)
         identity[:k_id] = coeffs[:k_id]
