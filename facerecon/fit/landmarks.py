@@ -54,7 +54,7 @@ class LandmarkFitConfig:
         damping: initial Levenberg-Marquardt damping, relative to the mean diagonal of the normal matrix.
     """
 
-    iterations: int = 5  # measured on 10 shared photos: 8 -> 5 iterations costs +0.0003 NME, saves 25 % time
+    iterations: int = 8  # 5 would save ~25 % (68 points: 10.8 -> 8.0 ms) for +0.0003 NME on 10 shared photos
     landmark_sigma: float = 0.02
     expression_weight: float = 4.0
     frozen_expressions: tuple[str, ...] = (
