@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from facerecon.models.face_model import FaceModel
 from facerecon.models.regions import Region
@@ -133,8 +132,3 @@ def paint_patches(texture: np.ndarray, layout: ExportLayout, skin_rgb: np.ndarra
         rgb = np.clip(np.round(np.asarray(colours[name]) * 255), 0, 255).astype(np.uint8)
         out[max(row - half, 0) : row + half + 1, max(col - half, 0) : col + half + 1] = rgb
     return out
-
-
-def layout_to_torch(layout: ExportLayout) -> tuple[torch.Tensor, torch.Tensor]:
-    """The layout's UVs and UV triangles as tensors."""
-    return torch.from_numpy(layout.uvs), torch.from_numpy(layout.uv_triangles)
