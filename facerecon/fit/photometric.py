@@ -31,6 +31,7 @@ import torch
 from facerecon.core.check import check_shape
 from facerecon.core.errors import FitDivergedError
 from facerecon.fit.landmarks import LandmarkFit
+from facerecon.geometry.camera import PerspectiveCamera
 from facerecon.geometry.mesh_ops import edges as mesh_edges
 from facerecon.geometry.mesh_ops import vertex_normals
 from facerecon.geometry.rotation import axis_angle_to_matrix
@@ -179,13 +180,13 @@ def fit_photometric(
     t0 = torch.tensor(start.translation, dtype=dtype)
     dt = torch.zeros(3, dtype=dtype, requires_grad=True)
 
+    camera = PerspectiveCamera(*(torch.tensor([v], dtype=dtype) for v in (focal, focal, cx, cy)), width, height)
+
     def geometry() -> tuple[torch.Tensor, torch.Tensor]:
         verts = model(identity[None], expression[None], submesh="face")  # (1, V_face, 3) mm
         rotation = rot0 @ axis_angle_to_matrix(omega)
         cam = verts @ rotation.T + (t0 + dt * depth_scale)
-        z = cam[..., 2:3].clamp_min(1e-3)
-        screen = torch.cat([focal * cam[..., :1] / z + cx, focal * cam[..., 1:2] / z + cy, cam[..., 2:3]], -1)
-        return cam, screen
+        return cam, camera.project_with_depth(cam)
 
     # Visibility, observed colours and the initial light / albedo from the landmark fit.
     with torch.no_grad():

@@ -28,7 +28,7 @@ from facerecon.core.mesh import Mesh
 from facerecon.detect.types import Detection
 from facerecon.fit.landmarks import LandmarkFit, LandmarkFitConfig, LandmarkFitter, ibug68_targets, mediapipe478_targets
 from facerecon.fit.photometric import PhotometricConfig, PhotometricFit, fit_photometric
-from facerecon.geometry.camera import focal_px_from_35mm
+from facerecon.geometry.camera import PerspectiveCamera, focal_px_from_35mm
 from facerecon.geometry.mesh_ops import vertex_normals
 from facerecon.geometry.rotation import camera_rotation_to_head_angles
 from facerecon.io.image import read_image_with_info
@@ -293,7 +293,8 @@ class Reconstructor:
         cam = verts @ rotation.T + translation
         if not torch.isfinite(cam).all():
             raise FitDivergedError("the fitted mesh has NaN or infinite vertices")
-        screen = _project(cam, focal, pp)
+        camera = PerspectiveCamera(*(torch.tensor([v], dtype=cam.dtype) for v in (focal, focal, *pp)), width, height)
+        screen = camera.project_with_depth(cam)
         face_sub = model.submesh("face")
         face_n = face_sub.vertex_count
         head_sub = model.submesh("head")
@@ -464,11 +465,6 @@ def _check_finite_fit(fit: LandmarkFit) -> None:
     values = np.concatenate([fit.identity, fit.expression, fit.rotation.ravel(), fit.translation])
     if not np.isfinite(values).all() or fit.translation[2] <= 0:
         raise FitDivergedError("the landmark fit diverged (non-finite parameters or a face behind the camera)")
-
-
-def _project(cam: torch.Tensor, focal: float, pp: tuple[float, float]) -> torch.Tensor:
-    z = cam[..., 2:3].clamp_min(1e-3)
-    return torch.cat([focal * cam[..., :1] / z + pp[0], focal * cam[..., 1:2] / z + pp[1], cam[..., 2:3]], -1)
 
 
 def _refine_albedo(
