@@ -3,6 +3,7 @@ anatomically right (left/right, eye and mouth corners, nose), contour flags, fil
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import shutil
@@ -25,7 +26,7 @@ from facerecon.calibrate import (
     render_calibration_views,
     save_embedding,
 )
-from facerecon.calibrate.landmark_embedding import embedding_path
+from facerecon.calibrate.landmark_embedding import _Projector, _refine_points, _snap, _views, embedding_path
 from facerecon.core.errors import ModelCacheError, NoFaceError
 from facerecon.detect import MEDIAPIPE_TO_IBUG68, create_detector
 from facerecon.models import LandmarkScheme, load_model
@@ -43,6 +44,12 @@ def detector():
 @pytest.fixture(scope="module")
 def embedding(face_model, detector) -> LandmarkEmbedding:
     return calibrate_landmarks(face_model, detector, CONFIG)
+
+
+@pytest.fixture(scope="module")
+def unrefined(face_model, detector) -> LandmarkEmbedding:
+    """The same calibration without the continuous refinement (the best of the sampled candidates)."""
+    return calibrate_landmarks(face_model, detector, dataclasses.replace(CONFIG, refine_iterations=0))
 
 
 @pytest.fixture()
@@ -65,19 +72,68 @@ def _assert_same(a: LandmarkEmbedding, b: LandmarkEmbedding) -> None:
 
 
 def test_heldout_reprojection_error(embedding: LandmarkEmbedding) -> None:
-    # Measured: median 2.05 px, 90th percentile 4.6 px, 1.56 % of the outer-eye-corner distance, with the
-    # face ~215 px wide in the 512 px render. The issue's target (median <= 1.5 px) is NOT met at this framing:
-    # MediaPipe alone moves its points by a median 1.3 px between two lightings of the same render (~0.9 px per
-    # detection), and its pose-dependent bias adds the rest. At 900 mm (face ~155 px) the median is ~1.5 px.
+    # Measured: median 2.02 px, 90th percentile 4.58 px, 1.54 % of the outer-eye-corner distance, with the
+    # face ~215 px wide in the 512 px render. The issue's target (median <= 1.5 px) is NOT met at this framing,
+    # and no fixed surface point can meet it: the best fixed point per landmark fitted on the evaluation renders
+    # themselves still has a median of 2.16 px there (1.66 %). Of that floor's mean-square residual, 61 % is
+    # MediaPipe's pose-dependent sliding over the surface, 20 % its change between lightings of one geometry,
+    # 5 % identity (see the module docstring). At 900 mm (face ~155 px) the median is ~1.5 px, the same NME.
     assert embedding.renders == 150 and embedding.renders_heldout == 30 and embedding.renders_used == 120
     assert embedding.heldout_errors.shape == (30, 478)
     print(f"\n{embedding.summary()}")
-    assert embedding.heldout_median_px <= 2.3
-    assert embedding.heldout_p90_px <= 5.5
-    assert embedding.heldout_median_nme <= 0.018
+    assert embedding.heldout_median_px <= 2.1
+    assert embedding.heldout_p90_px <= 4.8
+    assert embedding.heldout_median_nme <= 0.016
     # Contour points stay at their frontal position, so they are worse in turned views.
     contour_median = float(np.nanmedian(embedding.heldout_errors[:, embedding.contour]))
     assert contour_median > embedding.heldout_median_px
+
+
+def test_refinement_lowers_heldout_error(embedding: LandmarkEmbedding, unrefined: LandmarkEmbedding) -> None:
+    # Measured: median 2.052 -> 2.022 px, 90th percentile 4.64 -> 4.58 px, NME 1.561 -> 1.543 %.
+    assert embedding.heldout_median_px < unrefined.heldout_median_px - 0.01
+    assert embedding.heldout_p90_px < unrefined.heldout_p90_px
+    assert embedding.heldout_median_nme < unrefined.heldout_median_nme
+
+
+def test_refinement_moves_points_a_little(face_model, embedding: LandmarkEmbedding, unrefined: LandmarkEmbedding) -> None:
+    # Most points leave the sampled candidate they started from, by a fraction of a mm on the mean face
+    # (measured: 97 % move more than 0.01 mm, median 0.16 mm, largest 2.0 mm).
+    mean = face_model.mean[None].double()
+    moved = (embedding.points(mean)[0] - unrefined.points(mean)[0]).norm(dim=1)[torch.from_numpy(embedding.scored)]
+    assert float((moved > 0.01).float().mean()) > 0.8
+    assert 0.05 < float(moved.median()) < 1.0 and float(moved.max()) < 5.0
+
+
+def test_refine_points_known_answer(face_model) -> None:
+    """Detections that are exact projections of one surface point (10 % of them 25 px off): the refinement
+    walks there from 5 mm away over several triangles."""
+    config = EmbeddingConfig(identity_modes=1, lights=1, holdout_fraction=0.0)
+    views = _views(face_model, config)
+    project = _Projector(face_model, config, views, np.arange(len(views)))
+    face = face_model.submesh("face")
+    faces = face.triangles.numpy()
+    mean = face_model.mean.double().numpy()[: face.vertex_count]
+    nose = int(face_model.landmarks("ibug68").vertex_indices[30])
+    target_tri = faces[[np.flatnonzero((faces == nose).any(axis=1))[0]]]
+    target_w = np.array([[0.2, 0.3, 0.5]])
+    target = target_w[0] @ mean[target_tri[0]]
+    detections = project(target_tri, target_w).transpose(1, 0, 2)  # (N, 1, 2)
+    outliers = np.random.default_rng(0).permutation(len(views))[: len(views) // 10]
+    detections[outliers] += 25.0
+    start_tri, start_w = _snap(target[None] + np.array([[4.0, 3.0, 0.0]]), mean, faces)
+    assert not np.array_equal(faces[start_tri], target_tri)
+    scope = np.ones((len(views), 1), dtype=bool)
+    before = (faces[start_tri].copy(), start_w.copy())
+    tri, w = _refine_points(project, faces[start_tri], start_w, detections, scope, (mean, faces), 0.8, 50)
+    np.testing.assert_array_equal(faces[start_tri], before[0])  # inputs untouched
+    np.testing.assert_array_equal(start_w, before[1])
+    assert np.linalg.norm(w[0] @ mean[tri[0]] - target) < 1e-6
+    assert set(tri[0].tolist()) == set(target_tri[0].tolist())
+    # Zero iterations keep the start.
+    tri0, w0 = _refine_points(project, faces[start_tri], start_w, detections, scope, (mean, faces), 0.8, 0)
+    np.testing.assert_array_equal(tri0, faces[start_tri])
+    np.testing.assert_array_equal(w0, start_w)
 
 
 def test_structure(face_model, embedding: LandmarkEmbedding) -> None:
@@ -255,6 +311,9 @@ def test_errors(face_model) -> None:
         ({"jitter": 20.0}, "jitter"),
         ({"supersample": 5}, "supersample"),
         ({"max_candidates": -1}, "max_candidates"),
+        ({"refine_iterations": -1}, "refine_iterations"),
+        ({"refine_iterations": 101}, "refine_iterations"),
+        ({"refine_iterations": 2.0}, "refine_iterations: expected an int"),
     ],
 )
 def test_config_errors(changes: dict, match: str) -> None:
