@@ -89,6 +89,38 @@ def test_unwrap_flat_square_known_weight(pinhole):
     assert torch.allclose(default.weight, out.weight)
 
 
+def test_unwrap_oblique_plane_is_seen_everywhere(pinhole):
+    """A plane turned 75 degrees from the camera, finely tessellated, fills its pixels: every texel that projects
+    into the photo is visible (a z-buffer test against the one nearest pixel misses texels in stripes here: the
+    depth changes by ~4 mm per pixel, twice the tolerance) and a texel hidden behind a wall is not."""
+    n = 40
+    grid = torch.stack(torch.meshgrid(torch.linspace(0, 1, n + 1), torch.linspace(0, 1, n + 1), indexing="xy"), -1)
+    uv = grid.reshape(-1, 2).double()
+    angle = math.radians(75.0)
+    x = (uv[:, 0] - 0.5) * 200 * math.cos(angle)
+    z = 300 + (uv[:, 0] - 0.5) * 200 * math.sin(angle)
+    cam = torch.stack([x, (uv[:, 1] - 0.5) * 100, z], -1)[None]
+    quads = torch.tensor([[r * (n + 1) + c, r * (n + 1) + c + 1, (r + 1) * (n + 1) + c + 1, (r + 1) * (n + 1) + c]
+                          for r in range(n) for c in range(n)])  # fmt: skip
+    faces = torch.cat([quads[:, [0, 2, 1]], quads[:, [0, 3, 2]]])  # facing the camera
+    screen = pinhole(cam, 300.0, 63.5, 63.5)
+    photo = torch.rand(1, 3, 128, 128, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    frags = rasterize_uv(uv, faces, 64)
+    out = unwrap_texture(photo, screen, cam, faces, frags, depth_tolerance=2.0)
+    inside = ((out.screen[0] >= 0) & (out.screen[0] <= 127)).all(0)
+    covered = frags.mask[0] & inside
+    assert covered.float().mean() > 0.9 and out.visible[0, 0][covered].all()
+    # A wall in front of the plane's left half hides it there.
+    wall = torch.tensor([[-200.0, -200, 200], [0, -200, 200], [0, 200, 200], [-200, 200, 200]], dtype=torch.float64)
+    both = torch.cat([cam[0], wall])[None]
+    all_faces = torch.cat([faces, torch.tensor([[0, 2, 1], [0, 3, 2]]) + len(uv)])
+    fragments = rasterize(pinhole(both, 300.0, 63.5, 63.5), all_faces, (128, 128))
+    hidden = unwrap_texture(photo, screen, cam, faces, frags, fragments=fragments)
+    x_mm = position_map(cam, faces, frags)[0, 0]  # the wall hides x < 0
+    assert not hidden.visible[0, 0][covered & (x_mm < -2.0)].any()
+    assert hidden.visible[0, 0][covered & (x_mm > 2.0)].all()
+
+
 def test_unwrap_ict_render_round_trip(face_model, view_face, artifacts_dir):
     # Render the face with colours that encode position, unwrap the render: visible texels get those colours.
     face = face_model.submesh("face")
