@@ -23,17 +23,23 @@ How the embedding is found:
    moves over the surface (least-absolute-deviation Gauss-Newton steps on its barycentrics, snapped to the
    neighbouring triangle when it leaves its own) while the same trimmed error drops. Measured on the default
    views: held-out median 2.05 -> 2.02 px, 90th percentile 4.64 -> 4.58 px; 1-2 s.
-6. **Held-out error**: about ``holdout_fraction`` of the views (whole identity x pose groups, all their
-   lightings) are not used in 3-5; the embedded landmarks are projected into them and compared with what the
-   detector found there.
+6. **Per pose cell** (:attr:`EmbeddingConfig.pose_cells`): the non-contour landmarks are placed again (steps 4-5,
+   starting from the pose-free point) from the training views of each (yaw, pitch) cell of the grid, into a
+   :class:`~facerecon.models.LandmarkPoseTable`; a fit uses the cell of its current head pose as the camera sees
+   it (:func:`facerecon.geometry.rotation.viewed_head_angles`), as contours slide. ~2.5 s for the 15 cells.
+7. **Held-out error**: about ``holdout_fraction`` of the views (whole identity x pose groups, all their
+   lightings) are not used in 3-6; the embedded landmarks (of each view's pose cell) are projected into them and
+   compared with what the detector found there; ``heldout_errors_posefree`` keeps the pose-free points' errors.
 
-What limits the held-out error is the detector, not the choice of points: the best fixed surface point per
+Why per pose: one fixed surface point per landmark cannot do much better than 2 px. The best fixed point per
 landmark fitted on 540 evaluation renders themselves (9 identities, 4 lightings) keeps a median error of 2.16 px
-(1.66 % of the outer-eye-corner distance) on them, against 2.24 px for this embedding, which never saw them. Of
-that floor's mean-square residual, 61 % is MediaPipe's points sliding over the surface as the head turns (cheek,
-nose and jaw points most), 20 % their change between lightings of one geometry (a median 1.0 px per detection),
-8 % a constant offset left by the robust (trimmed) fit, 5 % identity and 5 % identity x pose. The px figures
-scale with the face's size in the render (MediaPipe's mesh model sees a ~192 px crop); the NME does not.
+(1.66 % of the outer-eye-corner distance) on them, against 2.24 px for the pose-free points, which never saw
+them. Of that floor's mean-square residual, 61 % is MediaPipe's points sliding over the surface as the head turns
+(cheek, nose and jaw points most), 20 % their change between lightings of one geometry (a median 1.0 px per
+detection), 8 % a constant offset left by the robust (trimmed) fit, 5 % identity and 5 % identity x pose. The
+pose cells take the sliding out: default views, held-out median 2.02 px (pose-free) -> 1.19 px, 90th percentile
+4.58 -> 2.58 px, NME 1.54 % -> 0.91 %. The px figures scale with the face's size in the render (MediaPipe's mesh
+model sees a ~192 px crop); the NME does not.
 
 Contour landmarks (paper 004, Tewari et al. 2018, sec. 6.1: "contour landmarks ... slide along the contour")
 are MediaPipe's face-oval points (:data:`MEDIAPIPE_FACE_OVAL`). Independently, the calibration measures each
@@ -68,10 +74,10 @@ from facerecon.core.check import check_positive, describe
 from facerecon.core.errors import ModelCacheError, NoFaceError
 from facerecon.geometry.camera import PerspectiveCamera, transform
 from facerecon.geometry.mesh_ops import vertex_normals
-from facerecon.geometry.rotation import head_angles_to_camera_rotation
+from facerecon.geometry.rotation import head_angles_to_camera_rotation, viewed_head_angles
 from facerecon.io.atomic import write_bytes_atomic
 from facerecon.models import ict_layout
-from facerecon.models.face_model import FaceModel, LandmarkScheme
+from facerecon.models.face_model import FaceModel, LandmarkPoseTable, LandmarkScheme
 from facerecon.models.landmark_file import (
     EMBEDDING_FORMAT_VERSION,
     MEDIAPIPE_EMBEDDING_FILE,
@@ -169,6 +175,9 @@ class EmbeddingConfig:
             to the snapped geometric median; 0 keeps the snapped geometric median.
         refine_iterations: at most this many steps move each landmark's chosen point continuously over the
             surface to lower the same trimmed error (:func:`_refine_points`); 0 keeps the chosen point.
+        pose_cells: also place the non-contour landmarks per (yaw, pitch) cell of the grid from that cell's views
+            (:class:`~facerecon.models.LandmarkPoseTable`): MediaPipe's points move over the surface as the
+            head turns, which no single surface point follows.
         seed: seed of the jitter and the hold-out split.
         batch_size: views rendered at once.
     """
@@ -189,6 +198,7 @@ class EmbeddingConfig:
     trim_fraction: float = 0.2
     max_candidates: int = 64
     refine_iterations: int = 20
+    pose_cells: bool = True
     seed: int = 0
     batch_size: int = 4
 
@@ -255,6 +265,7 @@ class CalibrationViews:
         identity: ``(N, K_id)`` float64 identity coefficients.
         angles: ``(N, 3)`` float64 head (pitch, yaw, roll), radians.
         nominal_yaw: ``(N,)`` float64 the grid yaw before jitter, degrees.
+        nominal_pitch: ``(N,)`` float64 the grid pitch before jitter, degrees.
         light: ``(N,)`` int64 index of the lighting.
         group: ``(N,)`` int64 the (identity, yaw, pitch) group; a group's lightings share the geometry.
         heldout: ``(N,)`` bool, views not used for the embedding.
@@ -265,6 +276,7 @@ class CalibrationViews:
     identity: np.ndarray
     angles: np.ndarray
     nominal_yaw: np.ndarray
+    nominal_pitch: np.ndarray
     light: np.ndarray
     group: np.ndarray
     heldout: np.ndarray
@@ -300,6 +312,9 @@ class LandmarkEmbedding:
         model_source_sha256: the calibrated model's source SHA-256 (``model.info["source_sha256"]``).
         vertex_count: vertices of the ``face`` sub-mesh the triangles index.
         seconds: wall time of the calibration (not saved; 0 for a loaded embedding).
+        poses: the landmarks per head-pose cell (:class:`~facerecon.models.LandmarkPoseTable`; None when
+            ``config.pose_cells`` is off). ``heldout_errors`` use the cell of each held-out render's pose.
+        heldout_errors_posefree: ``(H, 478)`` the held-out errors of the pose-free ``triangles`` (the baseline).
     """
 
     triangles: np.ndarray
@@ -317,6 +332,8 @@ class LandmarkEmbedding:
     model_source_sha256: str
     vertex_count: int
     seconds: float = 0.0
+    poses: LandmarkPoseTable | None = None
+    heldout_errors_posefree: np.ndarray | None = None
 
     @property
     def scored(self) -> np.ndarray:
@@ -346,8 +363,15 @@ class LandmarkEmbedding:
         drift = np.nan_to_num(self.drift_mm, nan=0.0)
         return np.flatnonzero(drift > self.config.drift_threshold_mm)
 
-    def _scored_errors(self) -> np.ndarray:
-        errors = self.heldout_errors[:, self.scored]
+    @property
+    def heldout_posefree_median_px(self) -> float:
+        """Median held-out error of the pose-free points (one point per landmark at every pose), px."""
+        if self.heldout_errors_posefree is None:
+            return self.heldout_median_px
+        return float(np.median(self._scored_errors(self.heldout_errors_posefree)))
+
+    def _scored_errors(self, errors: np.ndarray | None = None) -> np.ndarray:
+        errors = (self.heldout_errors if errors is None else errors)[:, self.scored]
         return errors[np.isfinite(errors)]
 
     def to_scheme(self) -> LandmarkScheme:
@@ -369,7 +393,9 @@ class LandmarkEmbedding:
                 f"{int(self.contour.sum())} contour (face oval)",
                 f"held-out     median {self.heldout_median_px:.2f} px, 90th percentile {self.heldout_p90_px:.2f} px "
                 f"({int(self.scored.sum())} non-contour landmarks at {self.config.image_size} px), median "
-                f"{100 * self.heldout_median_nme:.2f} % of the outer-eye-corner distance",
+                f"{100 * self.heldout_median_nme:.2f} % of the outer-eye-corner distance"
+                + ("" if self.poses is None else f"; per pose cell ({len(self.poses.yaws)} yaws x "
+                   f"{len(self.poses.pitches)} pitches), pose-free points: {self.heldout_posefree_median_px:.2f} px"),
                 f"drifting     {len(found)} landmarks move > {self.config.drift_threshold_mm:g} mm across yaws: "
                 f"{len(found & oval)} of the {len(oval)} face-oval points, {len(found - oval)} others "
                 f"{sorted(found - oval)}",
@@ -424,7 +450,7 @@ def _views(model: FaceModel, config: EmbeddingConfig) -> CalibrationViews:
         yaw_j = float(np.clip(yaw + jitter[g, 1], -30.0, 30.0))
         roll_j = float(jitter[g, 2])
         for light in range(config.lights):
-            rows.append((i, (pitch_j, yaw_j, roll_j), yaw, light, g, g in heldout_groups))
+            rows.append((i, (pitch_j, yaw_j, roll_j), yaw, light, g, g in heldout_groups, pitch))
     identity = np.stack([identities[r[0]] for r in rows])
     angles = np.radians(np.array([r[1] for r in rows], dtype=np.float64))
     rotation = head_angles_to_camera_rotation(torch.from_numpy(angles)).numpy()
@@ -435,6 +461,7 @@ def _views(model: FaceModel, config: EmbeddingConfig) -> CalibrationViews:
         identity=identity,
         angles=angles,
         nominal_yaw=np.array([r[2] for r in rows], dtype=np.float64),
+        nominal_pitch=np.array([r[6] for r in rows], dtype=np.float64),
         light=np.array([r[3] for r in rows], dtype=np.int64),
         group=np.array([r[4] for r in rows], dtype=np.int64),
         heldout=np.array([r[5] for r in rows], dtype=bool),
@@ -641,10 +668,16 @@ def _closest_on_triangles(points: np.ndarray, corners: np.ndarray) -> tuple[np.n
     return best, best_d
 
 
-def _snap(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray, candidates: int = 24) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest surface points: ``points (P, 3)`` on the mesh ``(vertices, faces)`` -> ``(triangle (P,), bary (P, 3))``."""
-    centroids = vertices[faces].mean(1)
-    _, near = cKDTree(centroids).query(points, k=min(candidates, len(faces)))
+def _snap(
+    points: np.ndarray, vertices: np.ndarray, faces: np.ndarray, candidates: int = 24, tree: cKDTree | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest surface points: ``points (P, 3)`` on the mesh ``(vertices, faces)`` -> ``(triangle (P,), bary (P, 3))``.
+
+    ``tree``: a k-d tree of the triangles' centroids (built here when None; pass one when snapping repeatedly).
+    """
+    if tree is None:
+        tree = cKDTree(vertices[faces].mean(1))
+    _, near = tree.query(points, k=min(candidates, len(faces)))
     near = np.atleast_2d(near).reshape(len(points), -1)
     tri = faces[near.reshape(-1)]  # (P * k, 3)
     bary, dist = _closest_on_triangles(np.repeat(points, near.shape[1], axis=0), vertices[tri])
@@ -703,7 +736,8 @@ def calibrate_landmarks(
     finally:
         if own:
             detector.close()
-    return _embed(model, config, views, detections, time.perf_counter() - started)
+    embedding = _embed(model, config, views, detections, 0.0)
+    return dataclasses.replace(embedding, seconds=time.perf_counter() - started)
 
 
 @dataclass(frozen=True)
@@ -820,6 +854,7 @@ def _refine_points(
         ``(triangles (P, 3), weights (P, 3))``, new arrays.
     """
     mean, faces = surface
+    tree = cKDTree(mean[faces].mean(1))
     tri, bary = triangles.copy(), weights.copy()
 
     def residuals(tri: np.ndarray, bary: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -856,7 +891,7 @@ def _refine_points(
             out = trying & (new_bary < 0).any(axis=1)
             if out.any():  # left the triangle: the point in its plane, snapped to the surface
                 point = np.einsum("pk,pkc->pc", new_bary[out], mean[tri[out]])
-                snap_tri, new_bary[out] = _snap(point, mean, faces)
+                snap_tri, new_bary[out] = _snap(point, mean, faces, tree=tree)
                 new_tri[out] = faces[snap_tri]
             new_corners, new_cam, new_r = residuals(new_tri, new_bary)
             new_dist = np.linalg.norm(new_r, axis=-1)
@@ -900,20 +935,79 @@ def _embed(
     # scores from frontal views only) and their robust centre on the mean face (the samples' barycentrics
     # applied to its corners): the geometric median.
     scopes: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    centres = np.zeros((NUM_LANDMARKS, 3))
     counts = np.zeros(NUM_LANDMARKS, dtype=np.int64)
     for l in np.flatnonzero(~iris):
         has = det.tri[train, l] >= 0
         scope = frontal if (contour[l] and (has & frontal).sum() >= 3) else np.ones(len(train), dtype=bool)
         pick = np.flatnonzero(has & scope)
         counts[l] = pick.size
-        if pick.size == 0:
-            continue
-        scopes[l] = (scope, pick)
-        pts = np.einsum("nk,nkc->nc", det.bary[train[pick], l], mean[faces[det.tri[train[pick], l]]])
-        centres[l] = _geometric_median(pts)
+        if pick.size:
+            scopes[int(l)] = (scope, pick)
+    triangles, weights, embedded = _place(config, det, train, project, scopes, mean, faces)
+    poses = None
+    if config.pose_cells:
+        poses = _pose_table(model, config, views, det, train, triangles, weights, embedded & ~contour, mean, faces)
+    drift = _pose_drift(config, views, det, train, project, triangles, weights, embedded)
+    posefree_errors = _heldout_errors(model, config, views, det, triangles, weights, embedded)
+    errors = posefree_errors if poses is None else _heldout_errors(model, config, views, det, triangles, weights, embedded, poses)
+    heldout = det.landmarks[views.heldout & det.found]
+    iod = np.linalg.norm(heldout[:, _EYE_OUTER[0]] - heldout[:, _EYE_OUTER[1]], axis=-1)
+    return LandmarkEmbedding(
+        triangles=triangles,
+        weights=weights,
+        contour=contour,
+        embedded=embedded,
+        drift_mm=drift,
+        sample_counts=counts,
+        heldout_errors=errors,
+        heldout_iod=iod,
+        config=config,
+        poses=poses,
+        heldout_errors_posefree=posefree_errors,
+        renders=len(views),
+        renders_used=int(used.sum()),
+        renders_heldout=int((det.found & views.heldout).sum()),
+        model_source_sha256=str(model.info.get("source_sha256", "")),
+        vertex_count=face.vertex_count,
+        seconds=seconds,
+    )
+
+
+MIN_CELL_VIEWS = 3
+"""A pose cell needs this many training views with a face (and a landmark this many samples there)."""
+
+
+def _place(
+    config: EmbeddingConfig,
+    det: _Detections,
+    train: np.ndarray,
+    project: _Projector,
+    scopes: dict[int, tuple[np.ndarray, np.ndarray]],
+    mean: np.ndarray,
+    faces: np.ndarray,
+    start: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each landmark of ``scopes`` placed on the mean face from its samples in the ``train`` views.
+
+    ``scopes[l] = (scope, pick)``: the views (bool over ``train``) that score landmark ``l`` and those of them
+    (indices into ``train``) with a sample. The snapped geometric median of the samples (or the point of
+    ``start``: ``(478, 3)`` face indices of the triangles and weights) and (an evenly spaced subset of) the
+    samples themselves are the candidates; the one whose projections agree best with the detections (trimmed
+    mean px error over the views in scope) wins, then moves continuously (refinement).
+
+    Returns:
+        ``(478, 3)`` triangles, ``(478, 3)`` weights and ``(478,)`` embedded (False outside ``scopes``).
+    """
     landmarks = np.array(sorted(scopes), dtype=np.int64)
-    snap_tri, snap_bary = _snap(centres[landmarks], mean, faces) if landmarks.size else (np.zeros(0, np.int64), np.zeros((0, 3)))
+    if start is not None:
+        snap_tri, snap_bary = start[0][landmarks], start[1][landmarks]
+    else:
+        centres = np.zeros((len(landmarks), 3))
+        for j, l in enumerate(landmarks):
+            pick = scopes[int(l)][1]
+            pts = np.einsum("nk,nkc->nc", det.bary[train[pick], l], mean[faces[det.tri[train[pick], l]]])
+            centres[j] = _geometric_median(pts)
+        snap_tri, snap_bary = _snap(centres, mean, faces) if landmarks.size else (np.zeros(0, np.int64), np.zeros((0, 3)))
 
     triangles = np.zeros((NUM_LANDMARKS, 3), dtype=np.int64)
     weights = np.zeros((NUM_LANDMARKS, 3))
@@ -925,7 +1019,8 @@ def _embed(
         # Candidates: the snapped centre and (an evenly spaced subset of) the samples themselves. The one whose
         # projections agree best with the detections (trimmed mean px error over the views in scope) wins.
         sub = pick[np.linspace(0, pick.size - 1, min(pick.size, config.max_candidates)).round().astype(np.int64)]
-        cand_tri = np.concatenate([faces[snap_tri[j : j + 1]], faces[det.tri[train[sub], l]]])
+        first = snap_tri[j : j + 1] if start is not None else faces[snap_tri[j : j + 1]]
+        cand_tri = np.concatenate([first, faces[det.tri[train[sub], l]]])
         cand_bary = np.concatenate([snap_bary[j : j + 1], det.bary[train[sub], l]])
         uv = project(cand_tri, cand_bary)[:, scope]
         errors = np.linalg.norm(uv - det.landmarks[train[scope], l], axis=-1)
@@ -942,27 +1037,43 @@ def _embed(
             1.0 - config.trim_fraction,
             config.refine_iterations,
         )
-    drift = _pose_drift(config, views, det, train, project, triangles, weights, embedded)
-    errors = _heldout_errors(model, config, views, det, triangles, weights, embedded)
-    heldout = det.landmarks[views.heldout & det.found]
-    iod = np.linalg.norm(heldout[:, _EYE_OUTER[0]] - heldout[:, _EYE_OUTER[1]], axis=-1)
-    return LandmarkEmbedding(
-        triangles=triangles,
-        weights=weights,
-        contour=contour,
-        embedded=embedded,
-        drift_mm=drift,
-        sample_counts=counts,
-        heldout_errors=errors,
-        heldout_iod=iod,
-        config=config,
-        renders=len(views),
-        renders_used=int(used.sum()),
-        renders_heldout=int((det.found & views.heldout).sum()),
-        model_source_sha256=str(model.info.get("source_sha256", "")),
-        vertex_count=face.vertex_count,
-        seconds=seconds,
-    )
+    return triangles, weights, embedded
+
+
+def _pose_table(
+    model: FaceModel,
+    config: EmbeddingConfig,
+    views: CalibrationViews,
+    det: _Detections,
+    train: np.ndarray,
+    triangles: np.ndarray,
+    weights: np.ndarray,
+    posed: np.ndarray,
+    mean: np.ndarray,
+    faces: np.ndarray,
+) -> LandmarkPoseTable:
+    """The ``posed`` landmarks placed again from the training views of each (yaw, pitch) cell of the grid.
+
+    A cell with fewer than :data:`MIN_CELL_VIEWS` training views with a face keeps the pose-free points (as do
+    the landmarks not ``posed``: contours, which slide anyway, and those not embedded).
+    """
+    yaws, pitches = tuple(sorted(config.yaws)), tuple(sorted(config.pitches))
+    table_tri = np.broadcast_to(triangles, (len(yaws), len(pitches)) + triangles.shape).copy()
+    table_w = np.broadcast_to(weights, (len(yaws), len(pitches)) + weights.shape).copy()
+    for iy, yaw in enumerate(yaws):
+        for ip, pitch in enumerate(pitches):
+            cell = train[(views.nominal_yaw[train] == yaw) & (views.nominal_pitch[train] == pitch)]
+            if len(cell) < MIN_CELL_VIEWS:
+                continue
+            scopes = {}
+            for l in np.flatnonzero(posed):
+                pick = np.flatnonzero(det.tri[cell, l] >= 0)
+                if pick.size >= MIN_CELL_VIEWS:
+                    scopes[int(l)] = (np.ones(len(cell), dtype=bool), pick)
+            project = _Projector(model, config, views, cell)
+            tri, w, placed = _place(config, det, cell, project, scopes, mean, faces, start=(triangles, weights))
+            table_tri[iy, ip, placed], table_w[iy, ip, placed] = tri[placed], w[placed]
+    return LandmarkPoseTable(yaws, pitches, torch.from_numpy(table_tri), torch.from_numpy(table_w))
 
 
 def _pose_drift(
@@ -1003,13 +1114,26 @@ def _heldout_errors(
     triangles: np.ndarray,
     weights: np.ndarray,
     embedded: np.ndarray,
+    poses: LandmarkPoseTable | None = None,
 ) -> np.ndarray:
-    """``(H, 478)`` px distances between projected embedded landmarks and detections in the held-out renders."""
+    """``(H, 478)`` px distances between projected embedded landmarks and detections in the held-out renders.
+
+    With ``poses``, each render's landmarks are those of the cell of its head pose as the camera sees it
+    (:func:`facerecon.geometry.rotation.viewed_head_angles`), as a fit looks them up.
+    """
     rows = np.flatnonzero(views.heldout & det.found)
     if rows.size == 0:
         return np.zeros((0, NUM_LANDMARKS))
-    uv = _Projector(model, config, views, rows)(triangles, weights)  # (478, H, 2)
-    errors = np.linalg.norm(uv.transpose(1, 0, 2) - det.landmarks[rows], axis=-1)
+    if poses is None:
+        uv = _Projector(model, config, views, rows)(triangles, weights).transpose(1, 0, 2)  # (H, 478, 2)
+    else:
+        angles = np.degrees(viewed_head_angles(torch.from_numpy(views.rotation[rows]), torch.from_numpy(views.translation[rows])).numpy())
+        uv = np.zeros((rows.size, NUM_LANDMARKS, 2))
+        for k, (pitch, yaw, _) in enumerate(angles):
+            iy, ip = poses.cell(pitch, yaw)
+            tri, w = poses.triangles[iy, ip].numpy(), poses.weights[iy, ip].numpy()
+            uv[k] = _Projector(model, config, views, rows[k : k + 1])(tri, w)[:, 0]
+    errors = np.linalg.norm(uv - det.landmarks[rows], axis=-1)
     errors[:, ~embedded] = np.nan
     return errors
 
@@ -1033,7 +1157,13 @@ def _core_arrays(embedding: LandmarkEmbedding) -> dict[str, Any]:
         "weights": embedding.weights,
         "contour": embedding.contour,
         "embedded": embedding.embedded,
-    }
+        **({} if embedding.poses is None else {
+            "pose_yaws": np.asarray(embedding.poses.yaws, dtype=np.float64),
+            "pose_pitches": np.asarray(embedding.poses.pitches, dtype=np.float64),
+            "pose_triangles": embedding.poses.triangles.numpy(),
+            "pose_weights": embedding.poses.weights.numpy(),
+        }),
+    }  # fmt: skip
 
 
 def save_embedding(embedding: LandmarkEmbedding, model_cache_dir: str | os.PathLike[str]) -> Path:
@@ -1057,6 +1187,7 @@ def save_embedding(embedding: LandmarkEmbedding, model_cache_dir: str | os.PathL
         "drift_mm": embedding.drift_mm,
         "sample_counts": embedding.sample_counts,
         "heldout_errors": embedding.heldout_errors,
+        **({} if embedding.heldout_errors_posefree is None else {"heldout_errors_posefree": embedding.heldout_errors_posefree}),
         "heldout_iod": embedding.heldout_iod,
         "renders": np.int64(embedding.renders),
         "renders_used": np.int64(embedding.renders_used),
@@ -1094,6 +1225,10 @@ def load_embedding(model_cache_dir: str | os.PathLike[str]) -> LandmarkEmbedding
             renders_heldout=int(arrays["renders_heldout"]),
             model_source_sha256=arrays["model_source_sha256"],
             vertex_count=arrays["vertex_count"],
+            poses=embedding_scheme(arrays).poses,
+            heldout_errors_posefree=(
+                np.asarray(arrays["heldout_errors_posefree"], dtype=np.float64) if "heldout_errors_posefree" in arrays else None
+            ),
         )
     except (KeyError, TypeError, ValueError) as err:
         raise ModelCacheError(f"the landmark embedding {path} is inconsistent ({err}); run `facerecon model calibrate`") from None

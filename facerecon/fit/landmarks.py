@@ -30,7 +30,7 @@ import torch
 from threadpoolctl import ThreadpoolController
 
 from facerecon.core.check import check_finite, check_shape
-from facerecon.models.face_model import FaceModel
+from facerecon.models.face_model import FaceModel, LandmarkPoseTable
 from facerecon.models.regions import Region
 
 
@@ -85,6 +85,8 @@ class LandmarkTargets:
         scheme: the detector's landmark scheme these targets match (``"ibug68"``, ``"mediapipe478"``).
         detector_indices: ``(L,)`` which of the detector's landmarks each target is (e.g. the 468 non-iris
             points of MediaPipe's 478).
+        poses: where the (non-contour) landmarks sit per head pose (calibrated MediaPipe points move over the
+            surface as the head turns); the fit uses the cell of its current pose. None: ``triangles`` always.
     """
 
     vertex_indices: np.ndarray
@@ -94,6 +96,7 @@ class LandmarkTargets:
     weights: np.ndarray | None = None
     scheme: str = "ibug68"
     detector_indices: np.ndarray | None = None
+    poses: LandmarkPoseTable | None = None
 
     def __post_init__(self) -> None:
         n = len(self.vertex_indices)
@@ -183,6 +186,7 @@ def mediapipe478_targets(model: FaceModel, interior_count: int | None = DENSE_IN
         weights=scheme.weights.double().cpu().numpy()[idx],
         scheme="mediapipe478",
         detector_indices=idx,
+        poses=None if scheme.poses is None else scheme.poses.select(idx),
     )
 
 
@@ -275,6 +279,23 @@ def _skew(v: np.ndarray) -> np.ndarray:
     out[..., 1, 0], out[..., 1, 2] = v[..., 2], -v[..., 0]
     out[..., 2, 0], out[..., 2, 1] = -v[..., 1], v[..., 0]
     return out
+
+
+_FLIP_YZ = np.diag([1.0, -1.0, -1.0])
+
+
+def viewed_pitch_yaw(rotation: np.ndarray, translation: np.ndarray) -> tuple[float, float]:
+    """Head ``(pitch, yaw)`` in degrees seen along the line of sight to the head: the NumPy form of
+    :func:`facerecon.geometry.rotation.viewed_head_angles` (which costs ~0.3 ms a call in torch; a fit asks once
+    per iteration), away from gimbal lock."""
+    sight = np.asarray(translation, np.float64) / np.linalg.norm(translation)
+    axis = np.array([-sight[1], sight[0], 0.0])  # (0, 0, 1) x sight
+    sine = float(np.linalg.norm(axis))
+    turn = cv2.Rodrigues(axis / max(sine, 1e-12) * np.arcsin(min(sine, 1.0)))[0]
+    head = _FLIP_YZ @ turn.T @ np.asarray(rotation, np.float64)
+    pitch = np.arctan2(head[2, 1], head[2, 2])
+    yaw = np.arctan2(-head[2, 0], np.hypot(head[0, 0], head[1, 0]))
+    return float(np.degrees(pitch)), float(np.degrees(yaw))
 
 
 def initial_pose(
@@ -383,6 +404,25 @@ class LandmarkFitter:
         if self._candidates is not None:
             self._candidate_mean32 = self._candidates.mean.astype(np.float32)
             self._candidate_basis32 = self._candidates.basis.astype(np.float32)
+        # Pose-dependent landmarks (all but the contours): their tables per pose cell, built on first use.
+        self._posed_rows = np.flatnonzero(~targets.contour) if targets.poses is not None else np.zeros(0, np.int64)
+        self._cell_tables: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def _cell(self, rotation: np.ndarray, translation: np.ndarray) -> tuple[int, int] | None:
+        """The pose cell of a head pose as the camera sees it (None without a pose table)."""
+        if self.targets.poses is None:
+            return None
+        return self.targets.poses.cell(*viewed_pitch_yaw(rotation, translation))
+
+    def _cell_table(self, cell: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(triangles, weights, mean, basis32)`` of the posed landmarks in a pose cell."""
+        if cell not in self._cell_tables:
+            rows, poses = self._posed_rows, self.targets.poses
+            triangles = poses.triangles[cell][rows].numpy()
+            weights = poses.weights[cell][rows].double().numpy()
+            linear = _LinearLandmarks(self.model, triangles, weights, self.identity_modes)
+            self._cell_tables[cell] = (triangles, weights, linear.mean, linear.basis.astype(np.float32))
+        return self._cell_tables[cell]
 
     def fit(
         self,
@@ -483,13 +523,18 @@ class LandmarkFitter:
         focal: float,
         principal_point: tuple[float, float],
     ) -> np.ndarray:
-        """``(L, 2)`` px: this fitter's landmarks on a given face, contours slid to the given 2-D landmarks.
+        """``(L, 2)`` px: this fitter's landmarks on a given face, contours slid to the given 2-D landmarks (and
+        pose-dependent landmarks at the given pose).
 
         For reporting a fit made with other landmarks (e.g. the 68 iBUG points of a dense MediaPipe fit).
         """
         cx, cy = map(float, principal_point)
         coeffs = np.concatenate([np.asarray(identity)[: self.identity_modes], np.asarray(expression)])
         mean, basis = self._fixed.mean.copy(), self._fixed.basis.copy()
+        rotation, translation = np.asarray(rotation, np.float64), np.asarray(translation, np.float64)
+        cell = self._cell(rotation, translation)
+        if cell is not None:
+            _, _, mean[self._posed_rows], basis[self._posed_rows] = self._cell_table(cell)
         contour = np.flatnonzero(self.targets.contour) if self._candidates is not None else np.zeros(0, np.int64)
         if len(contour):
             best = self._slide(coeffs, rotation, translation, np.asarray(landmarks, np.float64)[contour], focal, cx, cy)
@@ -553,7 +598,15 @@ class LandmarkFitter:
             r = (_project(cam, focal, cx, cy) - f2d) / size
             return float(np.sum(w[:, None] * r * r) + np.sum(prior * c * c))
 
+        cell = None
         for _ in range(config.iterations):
+            # The landmarks where the detector puts them at the current head pose (like the contours' slide,
+            # between steps; a step whose pose changes cell is judged by the energy of the points it started with).
+            new_cell = self._cell(rotation, translation)
+            if new_cell != cell:
+                cell, rows = new_cell, self._posed_rows
+                triangles[rows], weights[rows], mean[rows], basis[rows] = self._cell_table(cell)
+                vertex_indices[rows] = triangles[rows][np.arange(len(rows)), weights[rows].argmax(1)]
             if len(contour):
                 best = self._slide(coeffs, rotation, translation, f2d[contour], focal, cx, cy)
                 vertex_indices[contour] = targets.contour_candidates[best]

@@ -48,6 +48,7 @@ __all__ = [
     "matrix_to_euler",
     "head_angles_to_camera_rotation",
     "camera_rotation_to_head_angles",
+    "viewed_head_angles",
     "axis_angle_to_matrix",
     "matrix_to_axis_angle",
     "quaternion_to_matrix",
@@ -176,6 +177,29 @@ def camera_rotation_to_head_angles(matrix: torch.Tensor) -> torch.Tensor:
     """
     _check_matrices(matrix, "matrix")
     return matrix_to_euler(flip_yz(matrix) @ matrix)
+
+
+def viewed_head_angles(matrix: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
+    """Head ``(pitch, yaw, roll)`` relative to the line of sight from the camera to the head's origin.
+
+    A head off the image centre is seen from the side: for a pinhole camera its picture is that of a head turned
+    by the angle between the optical axis and the line of sight (up to an in-image warp), so a detector sees this
+    pose rather than :func:`camera_rotation_to_head_angles`. The two agree for a head on the optical axis.
+
+    Args:
+        matrix: ``(..., 3, 3)`` model-to-camera rotations.
+        translation: ``(..., 3)`` the head origin in camera space (``X_cam = R @ X + t``), in front of the camera.
+
+    Returns:
+        ``(..., 3)`` radians.
+    """
+    _check_matrices(matrix, "matrix")
+    _check_vectors(translation, "translation", 3)
+    sight = torch.nn.functional.normalize(translation, dim=-1)
+    axis = torch.linalg.cross(torch.zeros_like(sight).index_fill(-1, torch.tensor(2, device=sight.device), 1.0), sight)
+    # The rotation taking the optical axis onto the line of sight: axis z x s, angle asin |z x s| (< 90 degrees).
+    turn = axis_angle_to_matrix(torch.nn.functional.normalize(axis, dim=-1, eps=1e-12) * torch.asin(axis.norm(dim=-1).clamp(max=1.0))[..., None])
+    return camera_rotation_to_head_angles(turn.transpose(-1, -2) @ matrix)
 
 
 def _skew(v: torch.Tensor) -> torch.Tensor:

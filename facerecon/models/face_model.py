@@ -40,6 +40,51 @@ class SubMesh:
 
 
 @dataclass(frozen=True)
+class LandmarkPoseTable:
+    """Where a detector puts each landmark on the surface, per head pose: a grid of yaw x pitch cells.
+
+    A detector's landmark need not stay on one surface point as the head turns: MediaPipe places its cheek,
+    nose and jaw points from the face's shape, and they move over the surface by a few mm between -30 and +30
+    degrees of yaw (the calibration measures this; :mod:`facerecon.calibrate`). A fit looks up the cell of its
+    current head pose (:meth:`cell`) and uses that cell's points.
+
+    Attributes:
+        yaws: ``(Y,)`` the cells' head yaws, degrees, ascending.
+        pitches: ``(P,)`` the cells' head pitches, degrees, ascending.
+        triangles: ``(Y, P, L, 3)`` int64 vertex triples per cell (the scheme's own where a cell had no data).
+        weights: ``(Y, P, L, 3)`` float barycentric weights per cell.
+
+    Raises:
+        ValueError: grids that are not ascending, tables of other shapes.
+    """
+
+    yaws: tuple[float, ...]
+    pitches: tuple[float, ...]
+    triangles: torch.Tensor
+    weights: torch.Tensor
+
+    def __post_init__(self) -> None:
+        for name in ("yaws", "pitches"):
+            values = getattr(self, name)
+            if len(values) == 0 or any(b <= a for a, b in zip(values, values[1:])):
+                raise ValueError(f"{name}: expected ascending degrees, got {values!r}")
+        sizes = {"Y": len(self.yaws), "P": len(self.pitches)}
+        check_shape(self.triangles, "triangles", ("Y", "P", "L", 3), sizes)
+        check_shape(self.weights, "weights", ("Y", "P", "L", 3), sizes)
+        check_floating(self.weights, "weights")
+
+    def cell(self, pitch_deg: float, yaw_deg: float) -> tuple[int, int]:
+        """``(yaw index, pitch index)`` of the cell nearest to a head pose (outside the grid: its edge)."""
+        return (int(np.argmin(np.abs(np.asarray(self.yaws) - yaw_deg))),
+                int(np.argmin(np.abs(np.asarray(self.pitches) - pitch_deg))))  # fmt: skip
+
+    def select(self, indices: np.ndarray) -> LandmarkPoseTable:
+        """The table of a subset of the landmarks (``indices`` into ``L``)."""
+        idx = torch.as_tensor(np.asarray(indices), dtype=torch.long)
+        return LandmarkPoseTable(self.yaws, self.pitches, self.triangles[:, :, idx], self.weights[:, :, idx])
+
+
+@dataclass(frozen=True)
 class LandmarkScheme:
     """Landmarks defined on the template: single vertices, or points inside triangles (barycentric).
 
@@ -58,6 +103,8 @@ class LandmarkScheme:
         weights: ``(L, 3)`` float barycentric weights (each row sums to 1); default ``(1, 0, 0)``.
         valid: ``(L,)`` bool, False for landmarks the scheme does not place on the model (e.g. MediaPipe's
             iris points, which sit on the moving eyeballs); default all True.
+        poses: where the landmarks sit per head pose (:class:`LandmarkPoseTable`), for schemes whose points
+            move over the surface as the head turns; None: ``triangles`` at every pose.
 
     Raises:
         TypeError / ValueError: fields of other shapes or dtypes.
@@ -69,10 +116,15 @@ class LandmarkScheme:
     triangles: torch.Tensor | None = None
     weights: torch.Tensor | None = None
     valid: torch.Tensor | None = None
+    poses: LandmarkPoseTable | None = None
 
     def __post_init__(self) -> None:
         sizes: dict[str, int] = {}
         check_shape(self.vertex_indices, "vertex_indices", ("L",), sizes)
+        if self.poses is not None and self.poses.triangles.shape[2] != self.vertex_indices.shape[0]:
+            raise ValueError(
+                f"poses: expected tables for {self.vertex_indices.shape[0]} landmarks, got {self.poses.triangles.shape[2]}"
+            )
         check_shape(self.contour, "contour", ("L",), sizes)
         if (self.triangles is None) != (self.weights is None):
             raise ValueError("triangles: triangles and weights must be given together, got only one of them")
@@ -97,12 +149,13 @@ class LandmarkScheme:
         weights: torch.Tensor,
         contour: torch.Tensor,
         valid: torch.Tensor | None = None,
+        poses: LandmarkPoseTable | None = None,
     ) -> LandmarkScheme:
         """A barycentric scheme; ``vertex_indices`` become each landmark's corner of largest weight."""
         check_shape(triangles, "triangles", ("L", 3))
         check_shape(weights, "weights", ("L", 3))
         nearest = triangles.gather(1, weights.argmax(dim=1, keepdim=True))[:, 0]
-        return cls(name, nearest, contour, triangles, weights, valid)
+        return cls(name, nearest, contour, triangles, weights, valid, poses)
 
     @property
     def size(self) -> int:
@@ -235,6 +288,12 @@ class FaceModel(nn.Module):
             self.register_buffer(f"_lmtriangles_{name}", scheme.triangles.long())
             self.register_buffer(f"_lmweights_{name}", scheme.weights.float())
             self.register_buffer(f"_lmvalid_{name}", scheme.valid.bool())
+            poses = scheme.poses
+            self.register_buffer(f"_lmposetri_{name}", None if poses is None else poses.triangles.long())
+            self.register_buffer(f"_lmposew_{name}", None if poses is None else poses.weights.float())
+        self._landmark_pose_grids = {
+            name: (scheme.poses.yaws, scheme.poses.pitches) for name, scheme in self._landmark_schemes.items() if scheme.poses
+        }
         full = (sizes["V"], sizes["F"])
         self._submesh_sizes: dict[str, tuple[int, int]] = dict(submeshes or {})
         self._submesh_sizes.setdefault("full", full)
@@ -275,10 +334,12 @@ class FaceModel(nn.Module):
     def landmarks(self, scheme: str = "ibug68") -> LandmarkScheme:
         """A landmark scheme (vertex indices, and triangles with barycentric weights) on this model's device.
 
-        ``"ibug68"`` and the jawlines are vertex schemes; ``"mediapipe478"`` is barycentric and exists once the
-        model has been calibrated (``facerecon model calibrate``).
+        ``"ibug68"`` and the jawlines are vertex schemes; ``"mediapipe478"`` is barycentric, with a per-pose table,
+        and exists once the model has been calibrated (``facerecon model calibrate``).
         """
         check_choice(scheme, "scheme", self.landmark_scheme_names)
+        grid = self._landmark_pose_grids.get(scheme)
+        poses = None if grid is None else LandmarkPoseTable(*grid, getattr(self, f"_lmposetri_{scheme}"), getattr(self, f"_lmposew_{scheme}"))
         return LandmarkScheme(
             scheme,
             getattr(self, f"_landmarks_{scheme}"),
@@ -286,6 +347,7 @@ class FaceModel(nn.Module):
             getattr(self, f"_lmtriangles_{scheme}"),
             getattr(self, f"_lmweights_{scheme}"),
             getattr(self, f"_lmvalid_{scheme}"),
+            poses,
         )
 
     def expression_index(self, name: str) -> int:

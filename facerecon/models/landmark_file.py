@@ -12,6 +12,9 @@ File layout (NumPy ``.npz``, no pickles), format version :data:`EMBEDDING_FORMAT
   (vertices of the sub-mesh the triangles index, ``submesh``) and ``submesh`` () str;
 * ``triangles`` ``(L, 3)`` int64 vertex triples, ``weights`` ``(L, 3)`` float64 barycentric weights,
   ``contour`` ``(L,)`` bool, ``embedded`` ``(L,)`` bool (False: not placed on the model);
+* optionally, where the landmarks sit per head pose (:class:`~facerecon.models.face_model.LandmarkPoseTable`):
+  ``pose_yaws`` ``(Y,)`` and ``pose_pitches`` ``(P,)`` degrees, ``pose_triangles`` ``(Y, P, L, 3)`` int64,
+  ``pose_weights`` ``(Y, P, L, 3)`` float64 (version 2 added them; version 1 files are recalibrated);
 * calibration records read by ``facerecon.calibrate.load_embedding``: the config (JSON), render counts, per
   landmark sample counts and pose drift, held-out reprojection errors.
 """
@@ -27,9 +30,9 @@ import numpy as np
 import torch
 
 from facerecon.core.errors import ModelCacheError
-from facerecon.models.face_model import LandmarkScheme
+from facerecon.models.face_model import LandmarkPoseTable, LandmarkScheme
 
-EMBEDDING_FORMAT_VERSION = 1
+EMBEDDING_FORMAT_VERSION = 2
 """Version of the embedding file layout; a file of another version is not used."""
 
 MEDIAPIPE_SCHEME = "mediapipe478"
@@ -83,17 +86,37 @@ def read_embedding_arrays(path: str | os.PathLike[str]) -> dict[str, Any]:
     )  # fmt: skip
     if not shapes_ok or (tri.size and (tri.min() < 0 or tri.max() >= arrays["vertex_count"])):
         raise ModelCacheError(f"the landmark embedding {path} is inconsistent; run `facerecon model calibrate`")
+    pose_keys = ("pose_yaws", "pose_pitches", "pose_triangles", "pose_weights")
+    if any(k in arrays for k in pose_keys):
+        ptri, pw = arrays.get("pose_triangles"), arrays.get("pose_weights")
+        grid = (len(arrays.get("pose_yaws", ())), len(arrays.get("pose_pitches", ())))
+        poses_ok = (
+            all(k in arrays for k in pose_keys) and ptri.shape == grid + tri.shape and pw.shape == ptri.shape
+            and np.issubdtype(ptri.dtype, np.integer) and np.isfinite(pw).all()
+            and (ptri.size == 0 or (ptri.min() >= 0 and ptri.max() < arrays["vertex_count"]))
+        )  # fmt: skip
+        if not poses_ok:
+            raise ModelCacheError(f"the landmark embedding {path} has an inconsistent pose table; run `facerecon model calibrate`")
     return arrays
 
 
 def embedding_scheme(arrays: dict[str, Any]) -> LandmarkScheme:
     """The barycentric :class:`LandmarkScheme` of :func:`read_embedding_arrays`' output (CPU, float32 weights)."""
+    poses = None
+    if "pose_triangles" in arrays:
+        poses = LandmarkPoseTable(
+            tuple(float(v) for v in arrays["pose_yaws"]),
+            tuple(float(v) for v in arrays["pose_pitches"]),
+            torch.from_numpy(np.asarray(arrays["pose_triangles"], dtype=np.int64)),
+            torch.from_numpy(np.asarray(arrays["pose_weights"], dtype=np.float32)),
+        )
     return LandmarkScheme.from_barycentric(
         arrays["scheme"],
         torch.from_numpy(np.asarray(arrays["triangles"], dtype=np.int64)),
         torch.from_numpy(np.asarray(arrays["weights"], dtype=np.float32)),
         torch.from_numpy(np.asarray(arrays["contour"], dtype=bool)),
         torch.from_numpy(np.asarray(arrays["embedded"], dtype=bool)),
+        poses,
     )
 
 

@@ -10,7 +10,7 @@ from facerecon.models import load_model as load_installed_model
 
 
 def calibrate_model(model: FaceModel, *, progress: bool = True) -> None:
-    """Embed MediaPipe's 478 landmarks on ``model`` and save the embedding in its cache (about a minute)."""
+    """Embed MediaPipe's 478 landmarks on ``model`` and save the embedding in its cache (~15 s)."""
     from tqdm import tqdm
 
     from facerecon.calibrate import calibrate_landmarks, save_embedding

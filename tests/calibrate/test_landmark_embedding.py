@@ -29,7 +29,7 @@ from facerecon.calibrate import (
 from facerecon.calibrate.landmark_embedding import _Projector, _refine_points, _snap, _views, embedding_path
 from facerecon.core.errors import ModelCacheError, NoFaceError
 from facerecon.detect import MEDIAPIPE_TO_IBUG68, create_detector
-from facerecon.models import LandmarkScheme, load_model
+from facerecon.models import LandmarkPoseTable, LandmarkScheme, load_model
 from facerecon.models.landmark_file import MEDIAPIPE_EMBEDDING_FILE
 
 CONFIG = EmbeddingConfig()  # the full default calibration: 150 renders, ~10 s
@@ -69,31 +69,67 @@ def _assert_same(a: LandmarkEmbedding, b: LandmarkEmbedding) -> None:
     np.testing.assert_array_equal(a.embedded, b.embedded)
     np.testing.assert_array_equal(a.contour, b.contour)
     np.testing.assert_allclose(a.heldout_errors, b.heldout_errors, atol=1e-6, equal_nan=True)
+    assert a.poses.yaws == b.poses.yaws and a.poses.pitches == b.poses.pitches
+    np.testing.assert_array_equal(a.poses.triangles.numpy(), b.poses.triangles.numpy())
+    np.testing.assert_allclose(a.poses.weights.numpy(), b.poses.weights.numpy(), atol=1e-6, rtol=0)
+
+
+def _posefree(embedding: LandmarkEmbedding) -> tuple[float, float, float]:
+    """Median px, 90th percentile px and median NME of the pose-free points on the held-out renders."""
+    errors = embedding.heldout_errors_posefree[:, embedding.scored]
+    nme = errors / embedding.heldout_iod[:, None]
+    return float(np.nanmedian(errors)), float(np.nanpercentile(errors, 90)), float(np.nanmedian(nme))
 
 
 def test_heldout_reprojection_error(embedding: LandmarkEmbedding) -> None:
-    # Measured: median 2.02 px, 90th percentile 4.58 px, 1.54 % of the outer-eye-corner distance, with the
-    # face ~215 px wide in the 512 px render. The issue's target (median <= 1.5 px) is NOT met at this framing,
-    # and no fixed surface point can meet it: the best fixed point per landmark fitted on the evaluation renders
-    # themselves still has a median of 2.16 px there (1.66 %). Of that floor's mean-square residual, 61 % is
-    # MediaPipe's pose-dependent sliding over the surface, 20 % its change between lightings of one geometry,
-    # 5 % identity (see the module docstring). At 900 mm (face ~155 px) the median is ~1.5 px, the same NME.
+    # Measured: median 1.19 px, 90th percentile 2.58 px, 0.91 % of the outer-eye-corner distance (face ~215 px
+    # wide in the 512 px render, like the shared photos scaled to 512 px: their median eye-corner distance is
+    # 126 px, here 131 px), with the points of each render's pose cell. One fixed point per landmark (the
+    # pose-free baseline) reaches 2.02 px / 1.54 %, and no fixed point can do much better: the best fixed point
+    # per landmark fitted on the evaluation renders themselves has a median of 2.16 px there, 61 % of its
+    # mean-square residual being MediaPipe's pose-dependent sliding over the surface (module docstring).
     assert embedding.renders == 150 and embedding.renders_heldout == 30 and embedding.renders_used == 120
-    assert embedding.heldout_errors.shape == (30, 478)
+    assert embedding.heldout_errors.shape == embedding.heldout_errors_posefree.shape == (30, 478)
     print(f"\n{embedding.summary()}")
-    assert embedding.heldout_median_px <= 2.1
-    assert embedding.heldout_p90_px <= 4.8
-    assert embedding.heldout_median_nme <= 0.016
+    assert embedding.heldout_median_px <= 1.3  # the issue's target: <= 1.5 px at 512 px
+    assert embedding.heldout_p90_px <= 2.9
+    assert embedding.heldout_median_nme <= 0.010
+    median, p90, nme = _posefree(embedding)
+    assert embedding.heldout_posefree_median_px == median
+    assert 1.9 < median <= 2.1 and p90 <= 4.8 and nme <= 0.016
     # Contour points stay at their frontal position, so they are worse in turned views.
     contour_median = float(np.nanmedian(embedding.heldout_errors[:, embedding.contour]))
-    assert contour_median > embedding.heldout_median_px
+    assert contour_median > median
+
+
+def test_pose_table(face_model, embedding: LandmarkEmbedding) -> None:
+    """Per (yaw, pitch) cell the non-contour points move over the surface by a mm or two (less in the frontal cell
+    than at +-30 degrees of yaw) and lie on the face like the pose-free ones; contours do not move."""
+    poses = embedding.poses
+    assert poses.yaws == (-30.0, -15.0, 0.0, 15.0, 30.0) and poses.pitches == (-15.0, 0.0, 15.0)
+    assert tuple(poses.triangles.shape) == tuple(poses.weights.shape) == (5, 3, 478, 3)
+    mean = face_model.mean[None].double()
+    free = embedding.points(mean)[0]
+    face_tris = {tuple(t) for t in face_model.submesh("face").triangles.tolist()}
+    moved = {}
+    for iy, ip in itertools.product(range(5), range(3)):
+        tri, w = poses.triangles[iy, ip], poses.weights[iy, ip].double()
+        assert all(tuple(t) in face_tris for t in tri[torch.from_numpy(embedding.embedded)].tolist())
+        assert bool((w >= -1e-12).all()) and torch.allclose(w[torch.from_numpy(embedding.embedded)].sum(1), torch.ones(1, dtype=w.dtype))
+        cell = LandmarkScheme.from_barycentric("cell", tri, w, torch.from_numpy(embedding.contour)).points(mean)[0]
+        distance = (cell - free).norm(dim=1)
+        assert float(distance[torch.from_numpy(embedding.contour)].max()) < 1e-4  # float32 weights in points()
+        moved[(iy, ip)] = float(distance[torch.from_numpy(embedding.scored)].median())
+    # Measured median moves: 0.98 mm frontal, 1.77 / 1.50 mm at yaw -30 / +30 (pitch 0), up to 2.1 mm at the corners.
+    assert moved[(2, 1)] < 1.2 and (moved[(0, 1)] + moved[(4, 1)]) / 2 > moved[(2, 1)] + 0.3, moved
+    assert max(moved.values()) < 3.0, moved
+    assert poses.cell(pitch_deg=2.0, yaw_deg=-40.0) == (0, 1) and poses.cell(-9.0, 8.0) == (3, 0)
 
 
 def test_refinement_lowers_heldout_error(embedding: LandmarkEmbedding, unrefined: LandmarkEmbedding) -> None:
-    # Measured: median 2.052 -> 2.022 px, 90th percentile 4.64 -> 4.58 px, NME 1.561 -> 1.543 %.
-    assert embedding.heldout_median_px < unrefined.heldout_median_px - 0.01
-    assert embedding.heldout_p90_px < unrefined.heldout_p90_px
-    assert embedding.heldout_median_nme < unrefined.heldout_median_nme
+    # Pose-free points, measured: median 2.052 -> 2.022 px, 90th percentile 4.64 -> 4.58 px, NME 1.561 -> 1.543 %.
+    refined, plain = _posefree(embedding), _posefree(unrefined)
+    assert refined[0] < plain[0] - 0.01 and refined[1] < plain[1] and refined[2] < plain[2]
 
 
 def test_refinement_moves_points_a_little(face_model, embedding: LandmarkEmbedding, unrefined: LandmarkEmbedding) -> None:
@@ -227,13 +263,17 @@ def test_save_load_and_load_model(face_model, embedding: LandmarkEmbedding, home
     for name in ("triangles", "weights", "contour", "embedded", "drift_mm", "sample_counts", "heldout_iod"):
         np.testing.assert_array_equal(getattr(loaded, name), getattr(embedding, name))
     np.testing.assert_array_equal(loaded.heldout_errors, embedding.heldout_errors)
+    np.testing.assert_array_equal(loaded.heldout_errors_posefree, embedding.heldout_errors_posefree)
     assert loaded.config == CONFIG and loaded.renders == 150 and loaded.heldout_median_px == embedding.heldout_median_px
+    _assert_same(loaded, embedding)
 
     model = load_model(home=home_copy, install=False)
     scheme = model.landmarks("mediapipe478")
     assert scheme.is_barycentric and scheme.size == 478 and int(scheme.contour.sum()) == 36
     assert int(scheme.valid.sum()) == 468
     np.testing.assert_array_equal(scheme.triangles.numpy(), embedding.triangles)
+    assert scheme.poses.yaws == embedding.poses.yaws and scheme.poses.pitches == embedding.poses.pitches
+    np.testing.assert_array_equal(scheme.poses.triangles.numpy(), embedding.poses.triangles.numpy())
     faces = model(torch.zeros(1, model.identity_count), submesh="face")
     torch.testing.assert_close(scheme.points(faces)[0, :468], embedding.points(faces.double())[0, :468].float())
     # vertex_indices: the corner of largest weight.
@@ -248,6 +288,14 @@ def test_stale_or_corrupt_file_is_not_used(embedding: LandmarkEmbedding, home_co
     with pytest.warns(UserWarning, match="another model install"):
         model = load_model(home=home_copy, install=False)
     assert "mediapipe478" not in model.landmark_scheme_names
+    # A version 1 file (before the pose table) is recalibrated, not used; so is a pose table of another shape.
+    arrays = dict(np.load(save_embedding(embedding, cache)))
+    np.savez(cache / MEDIAPIPE_EMBEDDING_FILE, **{**arrays, "format_version": np.int64(1)})
+    with pytest.warns(UserWarning, match="format version 1"):
+        assert "mediapipe478" not in load_model(home=home_copy, install=False).landmark_scheme_names
+    np.savez(cache / MEDIAPIPE_EMBEDDING_FILE, **{**arrays, "pose_triangles": arrays["pose_triangles"][:, :2]})
+    with pytest.warns(UserWarning, match="inconsistent pose table"):
+        assert "mediapipe478" not in load_model(home=home_copy, install=False).landmark_scheme_names
     (cache / MEDIAPIPE_EMBEDDING_FILE).write_bytes(b"not an npz")
     with pytest.warns(UserWarning, match="unreadable"):
         model = load_model(home=home_copy, install=False)
@@ -364,6 +412,14 @@ def test_scheme_errors() -> None:
         LandmarkScheme("x", torch.tensor([0]), torch.tensor([False]), triangles=torch.tensor([[0, 0, 0]]))
     with pytest.raises(ValueError, match="weights"):
         LandmarkScheme("x", torch.tensor([0]), torch.tensor([False]), torch.tensor([[0, 0, 0]]), torch.ones(2, 3))
+    table = LandmarkPoseTable((-10.0, 10.0), (0.0,), torch.zeros(2, 1, 1, 3, dtype=torch.long), torch.ones(2, 1, 1, 3) / 3)
+    assert table.cell(pitch_deg=40.0, yaw_deg=1.0) == (1, 0) and table.select(np.array([0, 0])).triangles.shape == (2, 1, 2, 3)
+    with pytest.raises(ValueError, match="yaws: expected ascending"):
+        LandmarkPoseTable((10.0, -10.0), (0.0,), table.triangles, table.weights)
+    with pytest.raises(ValueError, match="triangles"):
+        LandmarkPoseTable((-10.0, 10.0), (0.0, 5.0), table.triangles, table.weights)
+    with pytest.raises(ValueError, match="poses: expected tables for 2 landmarks, got 1"):
+        LandmarkScheme("x", torch.tensor([0, 1]), torch.tensor([False, False]), poses=table)
 
 
 # ------------------------------------------------------------------------------------------------- CLI

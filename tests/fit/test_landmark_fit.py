@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -140,7 +142,9 @@ def test_dense_targets_recover_a_synthetic_face(calibrated_model) -> None:
     identity[:10] = np.linspace(-1, 1, 10)
     verts = calibrated_model(torch.tensor(identity[None]), torch.tensor(expression[None]), submesh="face")[0].numpy()
     points = np.einsum("lkc,lk->lc", verts[targets.triangles], targets.weights) @ rotation.T + translation
-    fitter = LandmarkFitter(calibrated_model, targets, LandmarkFitConfig(sliding_contour=False, landmark_sigma=0.002, iterations=30))
+    # The landmarks are the pose-free points here (test_pose_dependent_landmarks covers the pose table).
+    pose_free = dataclasses.replace(targets, poses=None)
+    fitter = LandmarkFitter(calibrated_model, pose_free, LandmarkFitConfig(sliding_contour=False, landmark_sigma=0.002, iterations=30))
     fit = fitter.fit(_project(points), focal=FOCAL, principal_point=(CX, CY))
     assert np.median(fit.residual_px) < 0.3
     assert np.corrcoef(fit.identity[:10], identity[:10])[0, 1] > 0.9  # the identity is recovered, not just the landmarks
@@ -184,3 +188,41 @@ def test_expression_weights_on_their_bounds(face_model) -> None:
     assert np.median(fit.residual_px) < 0.3
     assert fit.expression[face_model.expression_index("jawOpen")] > 0.9
     assert ((fit.expression >= 0) & (fit.expression <= 1)).all() and (fit.expression == 0).sum() > 20
+
+
+def test_viewed_pitch_yaw_matches_geometry() -> None:
+    from facerecon.fit.landmarks import viewed_pitch_yaw
+    from facerecon.geometry.rotation import viewed_head_angles
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        angles = rng.uniform(-1.2, 1.2, 3)
+        translation = np.array([rng.uniform(-300, 300), rng.uniform(-300, 300), rng.uniform(200, 900)])
+        rotation = head_angles_to_camera_rotation(torch.tensor(angles)).numpy()
+        expected = np.degrees(viewed_head_angles(torch.tensor(rotation), torch.tensor(translation)).numpy())[:2]
+        np.testing.assert_allclose(viewed_pitch_yaw(rotation, translation), expected, atol=1e-9)
+
+
+def test_pose_dependent_landmarks(calibrated_model) -> None:
+    """Landmarks placed where the calibration found the detector puts them at +28 degrees of yaw are fitted
+    exactly by the fitter that looks up the pose cell; the pose-free points cannot follow them."""
+    from facerecon.fit.landmarks import mediapipe478_targets
+
+    targets = mediapipe478_targets(calibrated_model)
+    assert targets.poses is not None and targets.poses.triangles.shape[2] == len(targets.vertex_indices)
+    identity, expression, rotation, translation, _ = _synthetic(calibrated_model, (3, 28, 0))
+    cell = targets.poses.cell(3.0, 28.0)
+    assert cell == (4, 1)
+    verts = calibrated_model(torch.tensor(identity[None]), torch.tensor(expression[None]), submesh="face")[0].double().numpy()
+    tri, w = targets.poses.triangles[cell].numpy(), targets.poses.weights[cell].double().numpy()
+    landmarks = _project(np.einsum("lkc,lk->lc", verts[tri], w) @ rotation.T + translation)
+    config = LandmarkFitConfig(sliding_contour=False, landmark_sigma=0.002, iterations=30)
+    posed = LandmarkFitter(calibrated_model, targets, config).fit(landmarks, focal=FOCAL, principal_point=(CX, CY))
+    free = LandmarkFitter(calibrated_model, dataclasses.replace(targets, poses=None), config).fit(
+        landmarks, focal=FOCAL, principal_point=(CX, CY)
+    )
+    assert np.median(posed.residual_px) < 0.3
+    assert np.median(free.residual_px) > 2 * np.median(posed.residual_px)
+    # The fit reports the landmarks it ended with: the cell's.
+    interior = ~targets.contour
+    np.testing.assert_array_equal(posed.triangles[interior], tri[interior])

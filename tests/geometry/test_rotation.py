@@ -21,6 +21,7 @@ from facerecon.geometry.rotation import (
     matrix_to_rotation_6d,
     quaternion_to_matrix,
     rotation_6d_to_matrix,
+    viewed_head_angles,
 )
 
 D = torch.float64
@@ -87,6 +88,23 @@ def test_head_pose_signs_as_seen_in_the_image():
     assert pitch[1] > 0.29  # nose (chin) down in the image
     roll = head_angles_to_camera_rotation(torch.tensor([0, 0, 0.3], dtype=D)) @ left_ear
     assert roll[0] > 0 and roll[1] < -0.29  # the viewer's-right ear goes up: counter-clockwise in the image
+
+
+def test_viewed_head_angles():
+    """On the optical axis the viewed pose is the head pose. A frontal head 30 degrees to the right of the axis is
+    seen from its right side: turned to the image right (yaw +30). One 20 degrees above the axis is seen from below:
+    like a head pitched up (nose up, pitch -20; pitch + is nose down)."""
+    angles = torch.tensor([[0.1, -0.4, 0.2], [-0.3, 0.5, 0.0]], dtype=D)
+    rotation = head_angles_to_camera_rotation(angles)
+    on_axis = torch.tensor([[0.0, 0.0, 500.0], [0.0, 0.0, 80.0]], dtype=D)
+    torch.testing.assert_close(viewed_head_angles(rotation, on_axis), angles)
+    frontal = head_angles_to_camera_rotation(torch.zeros(3, dtype=D))
+    right = torch.tensor([600 * math.tan(math.radians(30)), 0.0, 600.0], dtype=D)
+    torch.testing.assert_close(torch.rad2deg(viewed_head_angles(frontal, right)), torch.tensor([0.0, 30.0, 0.0], dtype=D))
+    above = torch.tensor([0.0, -600 * math.tan(math.radians(20)), 600.0], dtype=D)  # image y points down
+    torch.testing.assert_close(torch.rad2deg(viewed_head_angles(frontal, above)), torch.tensor([-20.0, 0.0, 0.0], dtype=D))
+    with pytest.raises(ValueError, match="translation"):
+        viewed_head_angles(frontal, torch.zeros(2, dtype=D))
 
 
 def test_euler_gimbal_lock_round_trips_the_matrix():
