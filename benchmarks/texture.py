@@ -31,7 +31,8 @@ import torch
 from facerecon.eval.image_metrics import l1_error, psnr, ssim
 from facerecon.io.image import read_image
 from facerecon.models import load_model
-from facerecon.pipeline.run import ReconstructOptions, Reconstructor, _project
+from facerecon.geometry.camera import PerspectiveCamera
+from facerecon.pipeline.run import ReconstructOptions, Reconstructor
 from facerecon.render.interpolate import interpolate
 from facerecon.render.rasterize import rasterize
 from facerecon.render.sh import irradiance
@@ -49,14 +50,20 @@ def sample_uv(image: np.ndarray, uv: np.ndarray) -> np.ndarray:
     return cv2.remap(np.ascontiguousarray(image, dtype=np.float32), x, y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
+def project(cam: torch.Tensor, intrinsics, image_size) -> torch.Tensor:
+    """``(1, N, 3)`` pixel coordinates and depth of camera-space points ``(1, N, 3)`` with a reconstruction's
+    intrinsics ``(fx, fy, cx, cy)``."""
+    fx, fy, cx, cy = (torch.tensor([float(v)], dtype=cam.dtype) for v in intrinsics)
+    return PerspectiveCamera(fx, fy, cx, cy, image_size[1], image_size[0]).project_with_depth(cam)
+
+
 def pixel_uvs(model, rec, submesh: str = "face"):
     """Per photo pixel: the face's UV (``(H, W, 2)``) and coverage, from the fitted pose."""
     sub = model.submesh(submesh)
     n = sub.vertex_count
     verts = torch.tensor(rec.vertices[:n], dtype=torch.float32)[None]
     cam = verts @ torch.tensor(rec.rotation, dtype=torch.float32).T + torch.tensor(rec.translation, dtype=torch.float32)
-    fx, _, cx, cy = rec.intrinsics
-    screen = _project(cam, fx, (cx, cy))
+    screen = project(cam, rec.intrinsics, rec.image_size)
     frags = rasterize(screen, sub.triangles, rec.image_size)
     uv = interpolate(model.uvs, sub.uv_triangles, frags)[0].numpy()
     return uv, frags.mask[0].numpy(), frags, sub, cam
@@ -143,9 +150,8 @@ def main() -> None:
             row["ms"] = (r.timings_ms.get("texture", 0.0), r.timings_ms.get("details", 0.0), t_total)
             # Baseline in the same process: the plain bake of the same face.
             head_n = face.vertex_count
-            fx, _, cx, cy = r.intrinsics
             photo_t = torch.from_numpy(photo).permute(2, 0, 1)
-            screen = _project(cam, fx, (cx, cy))
+            screen = project(cam, r.intrinsics, r.image_size)
             start = time.perf_counter()
             rec.baker.bake(photo_t, screen, cam, face.triangles, torch.tensor(r.albedo[:head_n], dtype=torch.float32))
             base_times.append((time.perf_counter() - start) * 1000)

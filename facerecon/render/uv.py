@@ -235,17 +235,15 @@ def unwrap_texture(
     # does not hide it. One nearest pixel is up to 0.7 px away, where a surface at a grazing angle is several mm
     # nearer or farther (a face 150 px wide: ~4 mm per px at 70 degrees): the test then flickered from texel to
     # texel in stripes. Among the 4 pixels around the point, a smooth surface has one at least as deep as the point.
-    zbuf_all = fragments.depth.detach().reshape(batch, -1).to(depth.dtype)
-    hit_all = fragments.mask.reshape(batch, -1)
+    # The deepest of each 2 x 2 block of pixels (background: infinitely deep), looked up at the block's corner.
+    zbuf = torch.where(fragments.mask, fragments.depth.detach(), torch.full_like(fragments.depth, math.inf)).to(depth.dtype)
+    deepest = torch.nn.functional.max_pool2d(
+        torch.nn.functional.pad(zbuf[:, None], (0, 1, 0, 1), mode="replicate"), kernel_size=2, stride=1
+    )[:, 0]  # (B, H, W)
     col0 = uv_px[..., 0].detach().floor().clamp(0, width - 1)
     row0 = uv_px[..., 1].detach().floor().clamp(0, height - 1)
-    unoccluded = torch.zeros_like(covered)
-    for row in (row0, (row0 + 1).clamp(max=height - 1)):
-        for col in (col0, (col0 + 1).clamp(max=width - 1)):
-            flat = (row * width + col).to(torch.int64).reshape(batch, -1)
-            zbuf = zbuf_all.gather(1, flat).reshape(depth.shape)
-            hit = hit_all.gather(1, flat).reshape(depth.shape)
-            unoccluded |= ~hit | (depth.detach() <= zbuf + depth_tolerance)
+    flat = (row0 * width + col0).to(torch.int64).reshape(batch, -1)
+    unoccluded = depth.detach() <= deepest.reshape(batch, -1).gather(1, flat).reshape(depth.shape) + depth_tolerance
     view = -torch.nn.functional.normalize(point, dim=-1, eps=1e-12)  # towards the camera centre
     cosine = (nrm * view).sum(-1)
     visible = inside & unoccluded & (cosine.detach() > 0)
