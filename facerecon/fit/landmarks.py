@@ -16,7 +16,9 @@ that the gradient pushes outwards, or that a step would take past a bound, are h
 with clipped steps ended 4.9 % (max 19 %) above it.
 
 Contour landmarks slide along the face (paper 004 sec. 6.1): before each step, each contour landmark takes the
-candidate vertex closest to the 3-D ray through its detected 2-D position.
+candidate vertex closest to the 3-D ray through its detected 2-D position. Landmarks with a pose table (the
+calibrated MediaPipe points, which the detector places at slightly different surface points as the head turns)
+take, before each step, the points of the pose cell of the current head pose as the camera sees it.
 """
 
 from __future__ import annotations
@@ -380,7 +382,8 @@ _BLAS_CONTROLLER: ThreadpoolController | None = None
 
 
 class LandmarkFitter:
-    """Fits one face at a time to 2-D landmarks; holds the model's tables for those landmarks.
+    """Fits one face at a time to 2-D landmarks; holds the model's tables for those landmarks (per pose cell, built
+    on first use, for targets with a pose table).
 
     Example:
         >>> fitter = LandmarkFitter(model, ibug68_targets(model))                   # doctest: +SKIP
