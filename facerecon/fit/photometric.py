@@ -65,6 +65,8 @@ class PhotometricConfig:
         lr_light: Adam step for SH coefficients.
         lr_albedo: Adam step for albedo.
         fit_region: the sub-mesh whose vertices enter the photometric term (``"narrow_face"``: brow to chin).
+        full_weight_cosine: a vertex's photometric residual has full weight from this cosine between its normal
+            and the line of sight up, and less below it (0 at grazing view).
         seed: random partners of E_glo.
     """
 
@@ -85,6 +87,7 @@ class PhotometricConfig:
     lr_light: float = 0.03
     lr_albedo: float = 0.01
     fit_region: str = "narrow_face"
+    full_weight_cosine: float = 0.3
     seed: int = 0
 
 
@@ -241,9 +244,12 @@ def fit_photometric(
         observed = sample_image(image, screen[:, :n_fit, :2])[0]
         predicted = shade(albedo[None], normals, sh[None])[0]
         residual = (observed - predicted).norm(dim=-1)
-        n_use = use.sum().clamp_min(1)
+        # Vertices seen at a grazing angle count less: near the face's outline in the photo a pixel of misfit
+        # samples the background or hair, which the free per-vertex albedo would otherwise learn.
+        view_cosine = -(normals[0] * torch.nn.functional.normalize(cam[0, :n_fit], dim=-1)).sum(-1)
+        photo_weight = use * (view_cosine.detach() / config.full_weight_cosine).clamp(0.0, 1.0)
         terms = {"residual": residual}
-        e_photo = (residual * use).sum() / n_use
+        e_photo = (residual * photo_weight).sum() / photo_weight.sum().clamp_min(1e-6)
         lm_pred = _landmark_pixels(screen[0], lm_tri, lm_w)
         e_lan = (lm_conf * ((lm_pred - lm_target) / size).pow(2).sum(-1)).mean()
         e_id = identity.pow(2).sum() / identity.numel()
