@@ -802,12 +802,6 @@ class _Projector:
         return self.focal * cam[..., :2] / cam[..., 2:3] + self.centre
 
 
-def _trimmed_mean(errors: np.ndarray, keep: float) -> np.ndarray:
-    """Mean of the smallest ``keep`` fraction of each row of ``errors (C, N)`` (at least one value)."""
-    count = max(1, int(math.ceil(keep * errors.shape[1])))
-    return np.sort(errors, axis=1)[:, :count].mean(axis=1)
-
-
 def _trimmed_objective(errors: np.ndarray, valid: np.ndarray, keep: float) -> tuple[np.ndarray, np.ndarray]:
     """Per column of ``errors (N, L)``: the mean of its smallest ``keep`` fraction of valid entries, and the largest
     entry kept (``(L,)`` each; at least one entry per column, every column has a valid entry)."""
@@ -1000,14 +994,15 @@ def _place(
     """
     landmarks = np.array(sorted(scopes), dtype=np.int64)
     if start is not None:
-        snap_tri, snap_bary = start[0][landmarks], start[1][landmarks]
+        first_tri, first_bary = start[0][landmarks], start[1][landmarks]
     else:
         centres = np.zeros((len(landmarks), 3))
         for j, l in enumerate(landmarks):
             pick = scopes[int(l)][1]
             pts = np.einsum("nk,nkc->nc", det.bary[train[pick], l], mean[faces[det.tri[train[pick], l]]])
             centres[j] = _geometric_median(pts)
-        snap_tri, snap_bary = _snap(centres, mean, faces) if landmarks.size else (np.zeros(0, np.int64), np.zeros((0, 3)))
+        snap, first_bary = _snap(centres, mean, faces) if landmarks.size else (np.zeros(0, np.int64), np.zeros((0, 3)))
+        first_tri = faces[snap]
 
     triangles = np.zeros((NUM_LANDMARKS, 3), dtype=np.int64)
     weights = np.zeros((NUM_LANDMARKS, 3))
@@ -1019,12 +1014,11 @@ def _place(
         # Candidates: the snapped centre and (an evenly spaced subset of) the samples themselves. The one whose
         # projections agree best with the detections (trimmed mean px error over the views in scope) wins.
         sub = pick[np.linspace(0, pick.size - 1, min(pick.size, config.max_candidates)).round().astype(np.int64)]
-        first = snap_tri[j : j + 1] if start is not None else faces[snap_tri[j : j + 1]]
-        cand_tri = np.concatenate([first, faces[det.tri[train[sub], l]]])
-        cand_bary = np.concatenate([snap_bary[j : j + 1], det.bary[train[sub], l]])
+        cand_tri = np.concatenate([first_tri[j : j + 1], faces[det.tri[train[sub], l]]])
+        cand_bary = np.concatenate([first_bary[j : j + 1], det.bary[train[sub], l]])
         uv = project(cand_tri, cand_bary)[:, scope]
         errors = np.linalg.norm(uv - det.landmarks[train[scope], l], axis=-1)
-        best = int(np.argmin(_trimmed_mean(errors, 1.0 - config.trim_fraction)))
+        best = int(np.argmin(_trimmed_objective(errors.T, np.ones(errors.T.shape, dtype=bool), 1.0 - config.trim_fraction)[0]))
         triangles[l], weights[l], embedded[l] = cand_tri[best], cand_bary[best], True
     if config.refine_iterations and landmarks.size:
         triangles[landmarks], weights[landmarks] = _refine_points(
@@ -1124,15 +1118,16 @@ def _heldout_errors(
     rows = np.flatnonzero(views.heldout & det.found)
     if rows.size == 0:
         return np.zeros((0, NUM_LANDMARKS))
+    project = _Projector(model, config, views, rows)
     if poses is None:
-        uv = _Projector(model, config, views, rows)(triangles, weights).transpose(1, 0, 2)  # (H, 478, 2)
+        uv = project(triangles, weights).transpose(1, 0, 2)  # (H, 478, 2)
     else:
         angles = np.degrees(viewed_head_angles(torch.from_numpy(views.rotation[rows]), torch.from_numpy(views.translation[rows])).numpy())
+        cells = [poses.cell(pitch, yaw) for pitch, yaw, _ in angles]
         uv = np.zeros((rows.size, NUM_LANDMARKS, 2))
-        for k, (pitch, yaw, _) in enumerate(angles):
-            iy, ip = poses.cell(pitch, yaw)
-            tri, w = poses.triangles[iy, ip].numpy(), poses.weights[iy, ip].numpy()
-            uv[k] = _Projector(model, config, views, rows[k : k + 1])(tri, w)[:, 0]
+        for cell in set(cells):  # each cell's points projected into all views, kept in the views of that cell
+            in_cell = np.array([c == cell for c in cells])
+            uv[in_cell] = project(poses.triangles[cell].numpy(), poses.weights[cell].numpy())[:, in_cell].transpose(1, 0, 2)
     errors = np.linalg.norm(uv - det.landmarks[rows], axis=-1)
     errors[:, ~embedded] = np.nan
     return errors
