@@ -24,6 +24,7 @@ take, before each step, the points of the pose cell of the current head pose as 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -206,6 +207,16 @@ def ibug68_targets(model: FaceModel) -> LandmarkTargets:
         model, (Region.CHEEKS, Region.CHIN_JAW), below_eyes=True, keep=idx[contour], spacing_mm=CONTOUR_CANDIDATE_SPACING_MM
     )
     return LandmarkTargets(idx, contour, candidates)
+
+
+class FitStart(Protocol):
+    """Where a fit starts: ``identity (K_id,)``, ``expression (K_exp,)``, ``rotation (3, 3)`` and ``translation
+    (3,)`` mm, as arrays or CPU tensors (read as float64)."""
+
+    identity: object
+    expression: object
+    rotation: object
+    translation: object
 
 
 @dataclass(frozen=True)
@@ -432,7 +443,7 @@ class LandmarkFitter:
         focal: float,
         principal_point: tuple[float, float],
         confidence: np.ndarray | None = None,
-        init: LandmarkFit | None = None,
+        init: FitStart | None = None,
     ) -> LandmarkFit:
         """Fit pose, identity and expression to one face's 2-D landmarks.
 
@@ -442,7 +453,8 @@ class LandmarkFitter:
             focal: focal length, px.
             principal_point: ``(cx, cy)``, px.
             confidence: ``(L,)`` weights in [0, 1] (default 1).
-            init: a previous fit to start from (e.g. the previous video frame).
+            init: where to start: anything with ``identity``, ``expression``, ``rotation`` and ``translation``
+                (a previous :class:`LandmarkFit`, the previous video frame, a regressor's estimate).
 
         Returns:
             A :class:`LandmarkFit`.
@@ -550,7 +562,7 @@ class LandmarkFitter:
         focal: float,
         principal_point: tuple[float, float],
         confidence: np.ndarray | None,
-        init: LandmarkFit | None,
+        init: FitStart | None,
     ) -> LandmarkFit:
         model, targets, config = self.model, self.targets, self.config
         L = len(targets.vertex_indices)
@@ -580,9 +592,9 @@ class LandmarkFitter:
         size = float(np.sqrt(np.prod(np.ptp(f2d, axis=0)) + 1e-9))  # face size in px
         coeffs = np.zeros(K)
         if init is not None:
-            coeffs[:k_id] = init.identity[:k_id]
-            coeffs[k_id:] = init.expression
-            rotation, translation = init.rotation.copy(), init.translation.copy()
+            coeffs[:k_id] = np.asarray(init.identity, np.float64)[:k_id]
+            coeffs[k_id:] = np.asarray(init.expression, np.float64)
+            rotation, translation = np.array(init.rotation, np.float64), np.array(init.translation, np.float64)
         else:
             rotation, translation = initial_pose(mean, f2d, focal, cx, cy)
         w_id = config.landmark_sigma**2
@@ -689,7 +701,7 @@ def fit_landmarks(
     principal_point: tuple[float, float],
     confidence: np.ndarray | None = None,
     config: LandmarkFitConfig = LandmarkFitConfig(),
-    init: LandmarkFit | None = None,
+    init: FitStart | None = None,
 ) -> LandmarkFit:
     """One-off form of :meth:`LandmarkFitter.fit` (builds the fitter's tables each call)."""
     return LandmarkFitter(model, targets, config).fit(

@@ -12,9 +12,9 @@ Example:
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -23,11 +23,13 @@ from scipy.spatial import cKDTree
 
 from facerecon.core.check import check_choice
 from facerecon.core.errors import FitDivergedError, NoFaceError
-from facerecon.core.threads import torch_threads
 from facerecon.core.mesh import Mesh
+from facerecon.core.threads import torch_threads
+from facerecon.core.timing import timed
 from facerecon.detect.types import Detection
-from facerecon.fit.landmarks import LandmarkFit, LandmarkFitConfig, LandmarkFitter, ibug68_targets, mediapipe478_targets
-from facerecon.fit.photometric import PhotometricConfig, PhotometricFit, fit_photometric
+from facerecon.estimate import Estimator, FaceEstimate, available_estimators, create_estimator
+from facerecon.fit.landmarks import LandmarkFitConfig, LandmarkFitter, ibug68_targets
+from facerecon.fit.photometric import PhotometricConfig
 from facerecon.geometry.camera import PerspectiveCamera, focal_px_from_35mm
 from facerecon.geometry.mesh_ops import vertex_normals
 from facerecon.geometry.rotation import camera_rotation_to_head_angles
@@ -38,8 +40,8 @@ from facerecon.pipeline.reconstruction import Reconstruction
 from facerecon.render.images import composite, display_light, normals_to_rgb, render_images, to_uint8
 from facerecon.render.sh import shade
 from facerecon.texture.atlas import ExportLayout, export_layout, paint_patches
-from facerecon.texture.details import DetailConfig, DetailEstimator
-from facerecon.texture.photo import PhotoTextureBaker
+from facerecon.texture.details import DetailConfig, DetailEstimator, DetailResult
+from facerecon.texture.photo import CompletedTexture, PhotoTextureBaker
 
 STAGES = ("landmarks", "photometric", "all")
 FACE_CHOICES = ("all", "largest")
@@ -54,6 +56,9 @@ class ReconstructOptions:
     """What :func:`reconstruct` does.
 
     Attributes:
+        method: the estimator (:func:`facerecon.estimate.available_estimators`; ``"fit"``: the optimisation fit).
+        method_options: keyword options of a method other than ``"fit"`` (the fit takes ``stages``,
+            ``max_fit_side``, ``landmark`` and ``photometric`` from these options).
         stages: ``"landmarks"`` (pose, shape, expression from landmarks), ``"photometric"`` (adds light, albedo
             and the dense photometric refinement) or ``"all"`` (adds the albedo refinement of paper 001).
         faces: ``"all"`` faces of the photo, largest first, or only the ``"largest"``.
@@ -76,6 +81,8 @@ class ReconstructOptions:
         detail_mesh_size: texels per side of the detailed mesh's grid.
     """
 
+    method: str = "fit"
+    method_options: dict[str, Any] = field(default_factory=dict)
     stages: str = "all"
     faces: str = "all"
     min_face_px: float = 48.0
@@ -94,6 +101,7 @@ class ReconstructOptions:
     def __post_init__(self) -> None:
         check_choice(self.stages, "stages", STAGES)
         check_choice(self.faces, "faces", FACE_CHOICES)
+        check_choice(self.method, "method", available_estimators())
 
 
 @dataclass(frozen=True)
@@ -114,8 +122,65 @@ class ImageResult:
     detect_ms: float
 
 
+@dataclass(frozen=True, eq=False)
+class FaceGeometry:
+    """The estimate's ``head`` mesh placed in the photo.
+
+    Attributes:
+        camera: the photo's camera (float32, batch 1).
+        vertices: ``(1, V, 3)`` model space, mm; camera_vertices: ``(1, V, 3)`` camera space, mm.
+        screen: ``(1, V, 3)`` ``(u, v)`` px in the photo and depth mm.
+    """
+
+    camera: PerspectiveCamera
+    vertices: torch.Tensor
+    camera_vertices: torch.Tensor
+    screen: torch.Tensor
+
+
+@dataclass(frozen=True, eq=False)
+class AlbedoResult:
+    """Per-vertex albedo of the whole head: ``albedo (V_head, 3)`` in [0, 1], ``skin_rgb (3,)`` its mean skin
+    colour, and whether paper 001's refinement ran."""
+
+    albedo: torch.Tensor
+    skin_rgb: np.ndarray
+    refined: bool
+
+
+@dataclass(frozen=True, eq=False)
+class TextureResult:
+    """The face texture (``(S, S, 3)`` uint8, UV tile 0), the de-lit albedo texture (None without completion),
+    the completion's intermediate maps (for the details stage), and the mesh the files are written from."""
+
+    texture: np.ndarray
+    albedo_texture: np.ndarray | None
+    completed: CompletedTexture | None
+    export_texture: np.ndarray
+    export_mesh: Mesh
+
+
+@dataclass(frozen=True, eq=False)
+class Diagnostics:
+    """How well the result explains the photo: the re-rendered face and its mask, the pixel photometric error,
+    the fitted iBUG-68 points and their median distance to the detected ones, and the pictures for a person."""
+
+    rendered: np.ndarray
+    face_mask: np.ndarray
+    photometric_error: float | None
+    landmarks68: np.ndarray
+    landmark_error_px: float
+    overlay: np.ndarray | None
+    landmarks_image: np.ndarray | None
+    depth: np.ndarray | None
+    normals_image: np.ndarray | None
+
+
 class Reconstructor:
-    """Holds the model, the detector and the fitters for a batch of photos.
+    """Holds the model, the detector, the estimator and the texture stages for a batch of photos.
+
+    The estimator (``options.method``, see :mod:`facerecon.estimate`) finds the face's parameters; everything
+    after it (albedo, texture, details, diagnostics) is the same for every method.
 
     Example:
         >>> with Reconstructor() as rec:                               # doctest: +SKIP
@@ -123,7 +188,13 @@ class Reconstructor:
         ...         result = rec.run(path)
     """
 
-    def __init__(self, model: FaceModel | None = None, options: ReconstructOptions = ReconstructOptions(), detector=None) -> None:
+    def __init__(
+        self,
+        model: FaceModel | None = None,
+        options: ReconstructOptions = ReconstructOptions(),
+        detector=None,
+        estimator: Estimator | None = None,
+    ) -> None:
         if model is None:
             from facerecon.pipeline.setup import load_model
 
@@ -138,14 +209,9 @@ class Reconstructor:
         else:
             self._owns_detector = False
         self.detector = detector
-        self.targets = ibug68_targets(model)
-        self.fitter = LandmarkFitter(model, self.targets, options.landmark)
-        # Dense MediaPipe landmarks once the model is calibrated for them (facerecon.calibrate).
-        self.dense_fitter = (
-            LandmarkFitter(model, mediapipe478_targets(model), options.landmark)
-            if "mediapipe478" in model.landmark_scheme_names
-            else None
-        )
+        self.estimator = estimator if estimator is not None else _make_estimator(model, options)
+        # The fitted model's 68 iBUG points in the photo, its jaw slid to the detected jaw (paper 004 sec. 6.1).
+        self.projector68 = LandmarkFitter(model, ibug68_targets(model), options.landmark)
         self.layout: ExportLayout = export_layout(model, "head")
         face_sub = model.submesh("face")
         face_n = face_sub.vertex_count
@@ -153,10 +219,7 @@ class Reconstructor:
             model.uvs, face_sub.uv_triangles, options.texture_size, triangles=face_sub.triangles, mirror=model.mirror[:face_n]
         )
         self._details: DetailEstimator | None = None
-        fit_n = model.submesh(options.photometric.fit_region).vertex_count
-        mean = model.mean.cpu().numpy()
-        # For albedo outside the photometric region: the nearest fitted vertex on the mean face.
-        self._nearest_fit = cKDTree(mean[:fit_n]).query(mean[:face_n])[1]
+        self._nearest: dict[int, torch.Tensor] = {}
 
     @property
     def detail_estimator(self) -> DetailEstimator:
@@ -173,6 +236,7 @@ class Reconstructor:
         return self._details
 
     def close(self) -> None:
+        self.estimator.close()
         if self._owns_detector:
             self.detector.close()
 
@@ -204,9 +268,10 @@ class Reconstructor:
             info = read_image_with_info(image)
             rgb, focal_35 = info.image, info.focal_35mm
             name = name or Path(image).stem
-        start = time.perf_counter()
-        detections = self.detector.detect(rgb)
-        detect_ms = (time.perf_counter() - start) * 1000
+        timings: dict[str, float] = {}
+        with timed(timings, "detect"):
+            detections = self.detector.detect(rgb)
+        detect_ms = timings["detect"]
         if not detections:
             raise NoFaceError(f"{name}: no face found")
         if self.options.faces == "largest":
@@ -227,6 +292,12 @@ class Reconstructor:
             raise NoFaceError(f"{name}: no face of at least {self.options.min_face_px:.0f} px ({len(skipped)} smaller)")
         return ImageResult(name, tuple(results), tuple(skipped), detect_ms)
 
+    def camera_for(self, image: np.ndarray, focal_35mm: float | None = None) -> PerspectiveCamera:
+        """The photo's camera: centred, square pixels, the EXIF 35 mm focal length or the default one (float64)."""
+        height, width = image.shape[:2]
+        focal = focal_px_from_35mm(focal_35mm or self.options.default_focal_35mm, width, height)
+        return PerspectiveCamera.from_focal(focal, width, height, dtype=torch.float64)
+
     def reconstruct_face(
         self,
         image: np.ndarray,
@@ -235,164 +306,161 @@ class Reconstructor:
         name: str = "image",
         face_index: int = 0,
         focal_35mm: float | None = None,
+        init: FaceEstimate | None = None,
     ) -> Reconstruction:
-        """Fit one detected face of ``image`` ``(H, W, 3)`` uint8."""
-        model, opts = self.model, self.options
-        height, width = image.shape[:2]
-        timings: dict[str, float] = {}
-        losses: dict[str, dict[str, float]] = {}
-        focal_source = "exif" if focal_35mm else "default"
-        focal = focal_px_from_35mm(focal_35mm or opts.default_focal_35mm, width, height)
-        pp = ((width - 1) / 2.0, (height - 1) / 2.0)
+        """Reconstruct one detected face of ``image`` ``(H, W, 3)`` uint8: estimate, then everything after it.
 
-        t = time.perf_counter()
-        landmarks68 = detection.to_ibug68()
-        fitter = self.dense_fitter if (self.dense_fitter is not None and detection.scheme == "mediapipe478") else self.fitter
-        landmarks = fitter.targets.select(detection.landmarks) if fitter is self.dense_fitter else landmarks68
-        confidence = np.clip(fitter.targets.select(detection.confidence[:, None])[:, 0] if fitter is self.dense_fitter
-                             else (detection.confidence if detection.scheme == "ibug68" else np.full(68, detection.score)), 0, 1)  # fmt: skip
-        lm_fit = fitter.fit(landmarks, focal=focal, principal_point=pp, confidence=confidence)
-        timings["landmarks"] = (time.perf_counter() - t) * 1000
-        losses["landmarks"] = {"energy": lm_fit.history[-1] if lm_fit.history else float("nan"),
-                               "scheme": 478.0 if fitter is self.dense_fitter else 68.0}  # fmt: skip
-        _check_finite_fit(lm_fit)
-        stages = ["landmarks"]
-
-        identity = torch.tensor(lm_fit.identity, dtype=torch.float32)
-        expression = torch.tensor(lm_fit.expression, dtype=torch.float32)
-        rotation = torch.tensor(lm_fit.rotation, dtype=torch.float32)
-        translation = torch.tensor(lm_fit.translation, dtype=torch.float32)
+        Args:
+            init: an estimate to start the estimator from (a previous video frame's, another method's).
+        """
+        estimate = self.estimator.estimate(image, detection, self.camera_for(image, focal_35mm), init=init)
+        timings, losses = dict(estimate.timings_ms), {k: dict(v) for k, v in estimate.losses.items()}
+        stages = list(estimate.stages)
         photo = torch.from_numpy(image).permute(2, 0, 1).float() / 255.0
-        sh: torch.Tensor | None = None
-        fit_n = model.submesh(opts.photometric.fit_region).vertex_count
-        albedo_fit: torch.Tensor | None = None
-        photometric_error: float | None = None
-        pfit: PhotometricFit | None = None
-        if opts.stages in ("photometric", "all"):
-            t = time.perf_counter()
-            scale = min(1.0, opts.max_fit_side / max(height, width))
-            small = photo
-            if scale < 1.0:
-                size = (max(int(round(width * scale)), 1), max(int(round(height * scale)), 1))
-                small = torch.from_numpy(cv2.resize(image, size, interpolation=cv2.INTER_AREA)).permute(2, 0, 1).float() / 255.0
-                scale = size[0] / width
-            start = replace(lm_fit, focal=lm_fit.focal * scale)
-            small_pp = ((pp[0] + 0.5) * scale - 0.5, (pp[1] + 0.5) * scale - 0.5)
-            small_lm = (landmarks + 0.5) * scale - 0.5
-            pfit = fit_photometric(model, small, start, small_lm, principal_point=small_pp, confidence=confidence, config=opts.photometric)
-            timings["photometric"] = (time.perf_counter() - t) * 1000
-            losses["photometric"] = pfit.losses
-            identity, expression, rotation, translation = pfit.identity, pfit.expression, pfit.rotation, pfit.translation
-            sh = pfit.sh
-            albedo_fit = pfit.albedo
-            photometric_error = pfit.photometric_error
-            stages.append("photometric")
+        geometry = self._geometry(estimate)
+        albedo = self._albedo(photo, estimate, geometry, timings)
+        if albedo.refined:
+            stages.append("albedo")
+        with timed(timings, "texture"):
+            texture = self._texture(photo, estimate, geometry, albedo)
+        details = None
+        if self.options.details and estimate.sh is not None:
+            with timed(timings, "details"):
+                details = self._details_stage(photo, estimate, geometry, albedo, texture)
+            losses["details"] = details.details.energy
+        diagnostics = self._diagnostics(image, photo, detection, estimate, geometry, albedo, timings)
+        return self._reconstruction(name, face_index, detection, estimate, geometry, albedo, texture, details,
+                                    diagnostics, focal_35mm, stages, timings, losses)  # fmt: skip
 
-        # Geometry of the displayed head, in model and camera space, and its projection into the photo.
-        verts = model(identity[None], expression[None], submesh="head")  # (1, V, 3)
-        cam = verts @ rotation.T + translation
+    # ------------------------------------------------------------------------------------- the steps
+    def _geometry(self, estimate: FaceEstimate) -> FaceGeometry:
+        """The head in model and camera space and its projection into the photo."""
+        verts = estimate.vertices[None]  # (1, V, 3)
+        cam = verts @ estimate.rotation.T + estimate.translation
         if not torch.isfinite(cam).all():
             raise FitDivergedError("the fitted mesh has NaN or infinite vertices")
-        camera = PerspectiveCamera(*(torch.tensor([v], dtype=cam.dtype) for v in (focal, focal, *pp)), width, height)
-        screen = camera.project_with_depth(cam)
-        face_sub = model.submesh("face")
-        face_n = face_sub.vertex_count
-        head_sub = model.submesh("head")
+        camera = estimate.camera.to(dtype=cam.dtype)
+        return FaceGeometry(camera, verts, cam, camera.project_with_depth(cam))
 
-        # Albedo: paper 001's refinement, then completion from the fitted region to the whole head.
-        normals_face = vertex_normals(cam[:, :face_n], face_sub.triangles)
-        if albedo_fit is not None and opts.stages == "all" and pfit is not None:
-            t = time.perf_counter()
-            albedo_fit = _refine_albedo(photo, screen[:, :fit_n], normals_face[:, :fit_n], albedo_fit, sh, pfit.visible & ~pfit.occluded)
-            timings["albedo"] = (time.perf_counter() - t) * 1000
-            stages.append("albedo")
-        skin_rgb = _skin_colour(model, photo, screen, fit_n, albedo_fit)
-        albedo = self._complete_albedo(albedo_fit, skin_rgb)
+    def _albedo(self, photo: torch.Tensor, estimate: FaceEstimate, geometry: FaceGeometry, timings: dict[str, float]) -> AlbedoResult:
+        """Paper 001's refinement of the estimated albedo, then its completion from the fitted region to the head."""
+        model = self.model
+        fit_n = model.submesh(estimate.albedo_region).vertex_count
+        albedo_fit = estimate.albedo
+        refine = albedo_fit is not None and self.options.stages == "all" and estimate.visible is not None
+        if refine:
+            with timed(timings, "albedo"):
+                face = model.submesh("face")
+                normals = vertex_normals(geometry.camera_vertices[:, : face.vertex_count], face.triangles)
+                use = estimate.visible & ~estimate.occluded
+                albedo_fit = _refine_albedo(photo, geometry.screen[:, :fit_n], normals[:, :fit_n], albedo_fit, estimate.sh, use)
+        skin_rgb = _skin_colour(model, photo, geometry.screen, fit_n, albedo_fit)
+        return AlbedoResult(self._complete_albedo(albedo_fit, skin_rgb), skin_rgb, refine)
 
-        t = time.perf_counter()
-        albedo_texture = completed = None
-        if opts.texture_completion:
-            unoccluded_face = torch.ones(face_n, dtype=torch.bool)
-            if pfit is not None:
-                unoccluded_face[:fit_n] = ~pfit.occluded
-            completed = self.baker.complete(
-                photo, screen[:, :face_n], cam[:, :face_n], face_sub.triangles, albedo[:face_n], sh, unoccluded=unoccluded_face
-            )
+    def _texture(self, photo: torch.Tensor, estimate: FaceEstimate, geometry: FaceGeometry, albedo: AlbedoResult) -> TextureResult:
+        """The photo unwrapped into the face's UV tile (completed and de-lit unless switched off), and the export mesh."""
+        face = self.model.submesh("face")
+        face_n = face.vertex_count
+        screen, cam, sh = geometry.screen[:, :face_n], geometry.camera_vertices[:, :face_n], estimate.sh
+        completed = albedo_texture = None
+        if self.options.texture_completion:
+            unoccluded = torch.ones(face_n, dtype=torch.bool)
+            if estimate.occluded is not None:
+                unoccluded[: len(estimate.occluded)] = ~estimate.occluded
+            completed = self.baker.complete(photo, screen, cam, face.triangles, albedo.albedo[:face_n], sh, unoccluded=unoccluded)
             face_texture, albedo_texture = completed.texture, completed.albedo
         else:
-            fallback = albedo[:face_n] if sh is None else shade(albedo[None, :face_n], normals_face, sh[None])[0].clamp(0, 1)
-            face_texture = self.baker.bake(photo, screen[:, :face_n], cam[:, :face_n], face_sub.triangles, fallback).texture
-        export_texture = paint_patches(face_texture, self.layout, skin_rgb)
-        export_mesh = self._export_mesh(verts[0], expression, export_texture)
-        timings["texture"] = (time.perf_counter() - t) * 1000
+            normals = vertex_normals(cam, face.triangles)
+            fallback = albedo.albedo[:face_n] if sh is None else shade(albedo.albedo[None, :face_n], normals, sh[None])[0].clamp(0, 1)
+            face_texture = self.baker.bake(photo, screen, cam, face.triangles, fallback).texture
+        export_texture = paint_patches(face_texture, self.layout, albedo.skin_rgb)
+        export_mesh = self._export_mesh(geometry.vertices[0], estimate.expression, export_texture)
+        return TextureResult(face_texture, albedo_texture, completed, export_texture, export_mesh)
 
-        detail = None
-        if opts.details and sh is not None:
-            t = time.perf_counter()
-            if completed is None:
-                completed = self.baker.complete(photo, screen[:, :face_n], cam[:, :face_n], face_sub.triangles, albedo[:face_n], sh)
-            detail = self.detail_estimator.estimate(
-                cam[:, :face_n], verts[:, :face_n], rotation, sh, completed.photo, completed.fitted, completed.weight,
-                completed.normals, texture=export_texture,
-            )  # fmt: skip
-            losses["details"] = detail.details.energy
-            timings["details"] = (time.perf_counter() - t) * 1000
-
-        t = time.perf_counter()
-        fit_sub = model.submesh(opts.photometric.fit_region)
-        unoccluded = (~pfit.occluded) if pfit is not None else torch.ones(fit_n, dtype=torch.bool)
-        rendered, face_mask = _render_face(photo, screen[:, :fit_n], cam[:, :fit_n], fit_sub.triangles, albedo[:fit_n], sh, unoccluded)
-        if sh is not None:
-            photometric_error = _pixel_photometric_error(photo, rendered, face_mask)
-        timings["render"] = (time.perf_counter() - t) * 1000
-        overlay = landmarks_image = depth = normals_image = None
-        # The fitted model's 68 iBUG points, its jaw slid to the detected jaw (paper 004 sec. 6.1).
-        projected68 = self.fitter.project(
-            landmarks68, identity=identity.double().numpy(), expression=expression.double().numpy(),
-            rotation=rotation.double().numpy(), translation=translation.double().numpy(), focal=focal, principal_point=pp,
+    def _details_stage(self, photo: torch.Tensor, estimate: FaceEstimate, geometry: FaceGeometry, albedo: AlbedoResult,
+                       texture: TextureResult) -> DetailResult:  # fmt: skip
+        """Shape-from-shading details on the completed texture's maps."""
+        face = self.model.submesh("face")
+        face_n = face.vertex_count
+        cam = geometry.camera_vertices[:, :face_n]
+        completed = texture.completed
+        if completed is None:
+            completed = self.baker.complete(photo, geometry.screen[:, :face_n], cam, face.triangles, albedo.albedo[:face_n], estimate.sh)
+        return self.detail_estimator.estimate(
+            cam, geometry.vertices[:, :face_n], estimate.rotation, estimate.sh, completed.photo, completed.fitted,
+            completed.weight, completed.normals, texture=texture.export_texture,
         )  # fmt: skip
+
+    def _diagnostics(self, image: np.ndarray, photo: torch.Tensor, detection: Detection, estimate: FaceEstimate,
+                     geometry: FaceGeometry, albedo: AlbedoResult, timings: dict[str, float]) -> Diagnostics:  # fmt: skip
+        """The face re-rendered over the photo, the photometric and landmark errors, and the pictures."""
+        model, opts = self.model, self.options
+        fit_sub = model.submesh(estimate.albedo_region)
+        fit_n = fit_sub.vertex_count
+        with timed(timings, "render"):
+            unoccluded = ~estimate.occluded if estimate.occluded is not None else torch.ones(fit_n, dtype=torch.bool)
+            rendered, face_mask = _render_face(photo, geometry.screen[:, :fit_n], geometry.camera_vertices[:, :fit_n],
+                                               fit_sub.triangles, albedo.albedo[:fit_n], estimate.sh, unoccluded)  # fmt: skip
+            photometric_error = None if estimate.sh is None else _pixel_photometric_error(photo, rendered, face_mask)
+        landmarks68 = detection.to_ibug68()
+        identity, expression, rotation, translation = estimate.numpy_pose()
+        projected68 = self.projector68.project(
+            landmarks68, identity=identity, expression=expression, rotation=rotation, translation=translation,
+            focal=estimate.focal, principal_point=estimate.principal_point,
+        ).astype(np.float64)  # fmt: skip
+        overlay = landmarks_image = depth = normals_image = None
         if opts.render_images:
-            t = time.perf_counter()
-            overlay, depth, normals_image = _pictures(photo, screen, cam, head_sub.triangles)
-            landmarks_image = _landmarks_picture(image, landmarks68, projected68)
-            timings["images"] = (time.perf_counter() - t) * 1000
-        angles = np.degrees(camera_rotation_to_head_angles(rotation.double()).numpy())
+            with timed(timings, "images"):
+                head = model.submesh("head")
+                overlay, depth, normals_image = _pictures(photo, geometry.screen, geometry.camera_vertices, head.triangles)
+                landmarks_image = _landmarks_picture(image, landmarks68, projected68)
+        error = float(np.median(np.linalg.norm(projected68 - landmarks68, axis=1)))
+        return Diagnostics(rendered, face_mask, photometric_error, projected68, error, overlay, landmarks_image, depth, normals_image)
+
+    def _reconstruction(self, name: str, face_index: int, detection: Detection, estimate: FaceEstimate,
+                        geometry: FaceGeometry, albedo: AlbedoResult, texture: TextureResult,
+                        details: DetailResult | None, diagnostics: Diagnostics, focal_35mm: float | None,
+                        stages: list[str], timings: dict[str, float],
+                        losses: dict[str, dict[str, float]]) -> Reconstruction:  # fmt: skip
+        """The NumPy record of one face that the files are written from."""
+        identity, expression, rotation, translation = estimate.numpy_pose()
+        camera = estimate.camera
         return Reconstruction(
             image_name=name,
             face_index=face_index,
             detection=detection,
-            image_size=(height, width),
-            intrinsics=(float(focal), float(focal), float(pp[0]), float(pp[1])),
-            focal_source=focal_source,
-            identity=identity.double().numpy(),
-            expression=expression.double().numpy(),
-            expression_names=model.expression_names,
-            rotation=rotation.double().numpy(),
-            translation=translation.double().numpy(),
-            angles_deg=angles,
-            sh=None if sh is None else sh.double().numpy(),
-            vertices=verts[0].double().numpy(),
-            triangles=head_sub.triangles.numpy(),
+            image_size=(camera.height, camera.width),
+            intrinsics=(estimate.focal, float(camera.fy[0]), *estimate.principal_point),
+            focal_source="exif" if focal_35mm else "default",
+            identity=identity,
+            expression=expression,
+            expression_names=self.model.expression_names,
+            rotation=rotation,
+            translation=translation,
+            angles_deg=np.degrees(camera_rotation_to_head_angles(estimate.rotation.double()).numpy()),
+            sh=None if estimate.sh is None else estimate.sh.double().numpy(),
+            vertices=geometry.vertices[0].double().numpy(),
+            triangles=self.model.submesh("head").triangles.numpy(),
             submesh="head",
-            albedo=albedo.double().numpy(),
-            texture=face_texture,
-            export_mesh=export_mesh,
-            landmarks68=projected68.astype(np.float64),
-            landmark_error_px=float(np.median(np.linalg.norm(projected68 - landmarks68, axis=1))),
-            photometric_error=photometric_error,
+            albedo=albedo.albedo.double().numpy(),
+            texture=texture.texture,
+            export_mesh=texture.export_mesh,
+            landmarks68=diagnostics.landmarks68,
+            landmark_error_px=diagnostics.landmark_error_px,
+            photometric_error=diagnostics.photometric_error,
             stages=tuple(stages),
             timings_ms={k: round(v, 2) for k, v in timings.items()},
             losses=losses,
-            overlay=overlay,
-            landmarks_image=landmarks_image,
-            depth=depth,
-            normals_image=normals_image,
-            rendered=rendered,
-            face_mask=face_mask,
-            albedo_texture=albedo_texture,
-            displacement=None if detail is None else detail.displacement,
-            normal_map=None if detail is None else detail.normal_map,
-            detailed_mesh=None if detail is None else detail.mesh,
+            overlay=diagnostics.overlay,
+            landmarks_image=diagnostics.landmarks_image,
+            depth=diagnostics.depth,
+            normals_image=diagnostics.normals_image,
+            rendered=diagnostics.rendered,
+            face_mask=diagnostics.face_mask,
+            albedo_texture=texture.albedo_texture,
+            displacement=None if details is None else details.displacement,
+            normal_map=None if details is None else details.normal_map,
+            detailed_mesh=None if details is None else details.mesh,
         )
 
     # ---------------------------------------------------------------------------------------------
@@ -405,12 +473,21 @@ class Reconstructor:
         skin = torch.tensor(skin_rgb, dtype=torch.float32)
         albedo = skin.expand(head_n, 3).clone()
         if albedo_fit is not None:
-            albedo[:face_n] = albedo_fit[torch.from_numpy(self._nearest_fit)]
+            albedo[:face_n] = albedo_fit[self._nearest_estimated(len(albedo_fit))]
             albedo[: len(albedo_fit)] = albedo_fit
         labels = model.region_labels[:head_n]
         albedo[labels == Region.MOUTH_INTERIOR] = torch.tensor([0.42, 0.16, 0.16])
         albedo[labels == Region.EYEBALLS] = torch.tensor([0.86, 0.84, 0.80])
         return albedo
+
+    def _nearest_estimated(self, count: int) -> torch.Tensor:
+        """``(V_face,)`` int64: for each face vertex, the nearest of the first ``count`` vertices (an estimate's
+        albedo region) on the mean face."""
+        if count not in self._nearest:
+            mean = self.model.mean.cpu().numpy()
+            face_n = self.model.submesh("face").vertex_count
+            self._nearest[count] = torch.from_numpy(cKDTree(mean[:count]).query(mean[:face_n])[1])
+        return self._nearest[count]
 
     def _export_mesh(self, vertices: torch.Tensor, expression: torch.Tensor, texture: np.ndarray) -> Mesh:
         """The head mesh with the export UVs, the texture, and the expressions as morph targets."""
@@ -461,12 +538,13 @@ def reconstruct(
 
 
 # ------------------------------------------------------------------------------------------------- helpers
-def _check_finite_fit(fit: LandmarkFit) -> None:
-    values = np.concatenate([fit.identity, fit.expression, fit.rotation.ravel(), fit.translation])
-    if not np.isfinite(values).all() or fit.translation[2] <= 0:
-        raise FitDivergedError("the landmark fit diverged (non-finite parameters or a face behind the camera)")
-
-
+def _make_estimator(model: FaceModel, options: ReconstructOptions) -> Estimator:
+    """The estimator ``options.method`` with its options (the fit's from the stage settings)."""
+    if options.method == "fit":
+        return create_estimator("fit", model, photometric=options.stages in ("photometric", "all"),
+                                max_fit_side=options.max_fit_side, landmark=options.landmark,
+                                photometric_stage=options.photometric)  # fmt: skip
+    return create_estimator(options.method, model, **options.method_options)
 def _refine_albedo(
     photo: torch.Tensor, screen: torch.Tensor, normals: torch.Tensor, albedo: torch.Tensor, sh: torch.Tensor, use: torch.Tensor
 ) -> torch.Tensor:

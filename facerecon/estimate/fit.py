@@ -1,0 +1,135 @@
+"""The optimisation fit as an estimator: the landmark stage, then (optionally) the photometric stage.
+
+Analysis-by-synthesis after paper 001 (a coarse fit from landmarks, then a dense photometric refinement) with the
+energies of paper 004; see :mod:`facerecon.fit.landmarks` and :mod:`facerecon.fit.photometric` for the stages.
+With ``init`` the landmark stage starts from that estimate's pose and coefficients instead of a PnP pose.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import cv2
+import numpy as np
+import torch
+
+from facerecon.core.errors import FitDivergedError
+from facerecon.core.timing import timed
+from facerecon.detect.types import Detection
+from facerecon.estimate.base import FaceEstimate
+from facerecon.fit.landmarks import LandmarkFit, LandmarkFitConfig, LandmarkFitter, ibug68_targets, mediapipe478_targets
+from facerecon.fit.photometric import PhotometricConfig, fit_photometric
+from facerecon.geometry.camera import PerspectiveCamera
+from facerecon.models.face_model import FaceModel
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Settings of the fit.
+
+    Attributes:
+        photometric: run the photometric stage after the landmark stage (light, albedo, dense refinement).
+        max_fit_side: the photometric stage works on a copy of the photo whose long side is at most this (px).
+        landmark: settings of the landmark stage.
+        photometric_stage: settings of the photometric stage.
+    """
+
+    photometric: bool = True
+    max_fit_side: int = 1024
+    landmark: LandmarkFitConfig = field(default_factory=LandmarkFitConfig)
+    photometric_stage: PhotometricConfig = field(default_factory=PhotometricConfig)
+
+
+class FitEstimator:
+    """Landmark fit (MediaPipe's 478 points once the model is calibrated for them, else the 68 iBUG points),
+    then the photometric fit.
+
+    Args:
+        model: the face model.
+        config: the stages' settings.
+    """
+
+    name = "fit"
+
+    def __init__(self, model: FaceModel, config: FitConfig = FitConfig()) -> None:
+        self.model = model
+        self.config = config
+        self.fitter = LandmarkFitter(model, ibug68_targets(model), config.landmark)
+        # Dense MediaPipe landmarks once the model is calibrated for them (facerecon.calibrate).
+        self.dense_fitter = (
+            LandmarkFitter(model, mediapipe478_targets(model), config.landmark)
+            if "mediapipe478" in model.landmark_scheme_names
+            else None
+        )
+
+    def close(self) -> None:
+        pass
+
+    def estimate(
+        self, image: np.ndarray, detection: Detection, camera: PerspectiveCamera, init: FaceEstimate | None = None
+    ) -> FaceEstimate:
+        """Fit the face of ``detection``; see :class:`facerecon.estimate.Estimator`."""
+        model, cfg = self.model, self.config
+        timings: dict[str, float] = {}
+        losses: dict[str, dict[str, float]] = {}
+        focal, pp = float(camera.fx[0]), (float(camera.cx[0]), float(camera.cy[0]))
+        dense = self.dense_fitter is not None and detection.scheme == "mediapipe478"
+        fitter = self.dense_fitter if dense else self.fitter
+        with timed(timings, "landmarks"):
+            landmarks, confidence = _targets(fitter, detection, dense)
+            lm_fit = fitter.fit(landmarks, focal=focal, principal_point=pp, confidence=confidence, init=init)
+        losses["landmarks"] = {"energy": lm_fit.history[-1] if lm_fit.history else float("nan"),
+                               "scheme": 478.0 if dense else 68.0}  # fmt: skip
+        _check_finite_fit(lm_fit)
+        fields = dict(
+            identity=torch.tensor(lm_fit.identity, dtype=torch.float32),
+            expression=torch.tensor(lm_fit.expression, dtype=torch.float32),
+            rotation=torch.tensor(lm_fit.rotation, dtype=torch.float32),
+            translation=torch.tensor(lm_fit.translation, dtype=torch.float32),
+        )
+        stages = ["landmarks"]
+        if cfg.photometric:
+            with timed(timings, "photometric"):
+                pfit = self._photometric(image, lm_fit, landmarks, confidence, pp)
+            losses["photometric"] = pfit.losses
+            fields = dict(identity=pfit.identity, expression=pfit.expression, rotation=pfit.rotation,
+                          translation=pfit.translation, sh=pfit.sh, albedo=pfit.albedo, visible=pfit.visible,
+                          occluded=pfit.occluded)  # fmt: skip
+            stages.append("photometric")
+        vertices = model(fields["identity"][None], fields["expression"][None], submesh="head")[0]
+        return FaceEstimate(method=self.name, camera=camera, vertices=vertices, albedo_region=cfg.photometric_stage.fit_region,
+                            stages=tuple(stages), timings_ms=timings, losses=losses, **fields)  # fmt: skip
+
+    def _photometric(self, image: np.ndarray, lm_fit: LandmarkFit, landmarks: np.ndarray, confidence: np.ndarray,
+                     pp: tuple[float, float]):  # fmt: skip
+        """The photometric stage on a copy of the photo whose long side is at most ``max_fit_side``."""
+        height, width = image.shape[:2]
+        scale = min(1.0, self.config.max_fit_side / max(height, width))
+        if scale < 1.0:
+            size = (max(int(round(width * scale)), 1), max(int(round(height * scale)), 1))
+            small = torch.from_numpy(cv2.resize(image, size, interpolation=cv2.INTER_AREA)).permute(2, 0, 1).float() / 255.0
+            scale = size[0] / width
+        else:
+            small = torch.from_numpy(image).permute(2, 0, 1).float() / 255.0
+        start = replace(lm_fit, focal=lm_fit.focal * scale)
+        small_pp = ((pp[0] + 0.5) * scale - 0.5, (pp[1] + 0.5) * scale - 0.5)
+        small_lm = (landmarks + 0.5) * scale - 0.5
+        return fit_photometric(self.model, small, start, small_lm, principal_point=small_pp, confidence=confidence,
+                               config=self.config.photometric_stage)  # fmt: skip
+
+
+def _targets(fitter: LandmarkFitter, detection: Detection, dense: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The landmarks ``(L, 2)`` px the fitter takes from a detection, and their confidences ``(L,)`` in [0, 1]."""
+    if dense:
+        landmarks = fitter.targets.select(detection.landmarks)
+        confidence = fitter.targets.select(detection.confidence[:, None])[:, 0]
+    else:
+        landmarks = detection.to_ibug68()
+        confidence = detection.confidence if detection.scheme == "ibug68" else np.full(68, detection.score)
+    return landmarks, np.clip(confidence, 0, 1)
+
+
+def _check_finite_fit(fit: LandmarkFit) -> None:
+    values = np.concatenate([fit.identity, fit.expression, fit.rotation.ravel(), fit.translation])
+    if not np.isfinite(values).all() or fit.translation[2] <= 0:
+        raise FitDivergedError("the landmark fit diverged (non-finite parameters or a face behind the camera)")

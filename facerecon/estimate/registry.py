@@ -1,0 +1,84 @@
+"""The estimators by name: what ``--method`` chooses in ``facerecon reconstruct`` and ``facerecon eval``.
+
+A new method is one module with an :class:`~facerecon.estimate.Estimator` and one :func:`register_estimator` line
+in :func:`_register_builtins`.
+
+Example:
+    >>> from facerecon.estimate import create_estimator             # doctest: +SKIP
+    >>> fit = create_estimator("fit", model, photometric=False)      # doctest: +SKIP
+    >>> estimate = fit.estimate(image, detection, camera)            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from facerecon.core.check import check_choice, describe
+from facerecon.estimate.base import Estimator
+from facerecon.models.face_model import FaceModel
+
+
+@dataclass(frozen=True)
+class EstimatorInfo:
+    """A registered estimator.
+
+    Attributes:
+        name: the name ``--method`` takes.
+        factory: ``factory(model, **options) -> Estimator``.
+        description: one line for ``--help``.
+        gives_light: its estimates carry SH light and albedo (so the photometric outputs can be made).
+    """
+
+    name: str
+    factory: Callable[..., Estimator]
+    description: str
+    gives_light: bool
+
+
+_REGISTRY: dict[str, EstimatorInfo] = {}
+
+
+def register_estimator(name: str, factory: Callable[..., Estimator], *, description: str, gives_light: bool,
+                       replace: bool = False) -> EstimatorInfo:  # fmt: skip
+    """Add an estimator (``replace`` allows replacing one of the same name)."""
+    if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_" for c in name):
+        raise ValueError(f"name: expected letters, digits, '-' or '_', got {name!r}")
+    if not callable(factory):
+        raise TypeError(f"factory: expected a callable, got {describe(factory)}")
+    if name in _REGISTRY and not replace:
+        raise ValueError(f"name: an estimator named {name!r} is registered already (pass replace=True)")
+    info = EstimatorInfo(name, factory, str(description), bool(gives_light))
+    _REGISTRY[name] = info
+    return info
+
+
+def available_estimators() -> tuple[str, ...]:
+    """The registered names, in registration order."""
+    return tuple(_REGISTRY)
+
+
+def estimator_info(name: str) -> EstimatorInfo:
+    """The :class:`EstimatorInfo` of ``name`` (ValueError naming the choices otherwise)."""
+    check_choice(name, "method", tuple(_REGISTRY))
+    return _REGISTRY[name]
+
+
+def create_estimator(name: str, model: FaceModel, **options: Any) -> Estimator:
+    """Make the estimator ``name`` for ``model`` with its keyword options."""
+    return estimator_info(name).factory(model, **options)
+
+
+def _fit(model: FaceModel, **options: Any) -> Estimator:
+    from facerecon.estimate.fit import FitConfig, FitEstimator
+
+    return FitEstimator(model, FitConfig(**options))
+
+
+def _register_builtins() -> None:
+    register_estimator("fit", _fit, gives_light=True,
+                       description="landmark fit (MediaPipe's 478 points) then photometric fit of the ICT model")  # fmt: skip
+
+
+_register_builtins()
