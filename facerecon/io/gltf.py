@@ -40,11 +40,12 @@ import pygltflib
 
 from facerecon import __version__
 from facerecon.core.check import check_choice
+from facerecon.core.errors import MeshFileError
 from facerecon.core.mesh import Mesh
+from facerecon.io._meshfile import check_mesh, decode_texture, fail, input_path, output_path, png_bytes
 from facerecon.io.atomic import write_bytes_atomic
-from facerecon.io.mesh import MeshFileError, _check_mesh, _decode_texture, _fail, _input_path, _output_path, _png_bytes
 
-__all__ = ["VERTEX_ID_ATTRIBUTE", "read_glb", "write_glb"]
+__all__ = ["READERS", "VERTEX_ID_ATTRIBUTE", "WRITERS", "read_glb", "write_glb"]
 
 #: The application-specific attribute (glTF requires a leading underscore) mapping glTF to facerecon vertices.
 VERTEX_ID_ATTRIBUTE = "_VERTEX_ID"
@@ -191,8 +192,8 @@ def write_glb(path: str | os.PathLike[str], mesh: Mesh, units: str = "m") -> Non
     Example:
         >>> write_glb("out/face.glb", mesh)  # then open it in Blender or https://gltf-viewer.donmccurdy.com  # doctest: +SKIP
     """
-    p = _output_path(path, ".glb")
-    _check_mesh(mesh)
+    p = output_path(path, ".glb")
+    check_mesh(mesh)
     check_choice(units, "units", ("m", "mm"))
     if not np.isfinite(mesh.vertices).all():
         raise ValueError("mesh.vertices: expected finite values, got NaN or infinite entries")
@@ -239,7 +240,7 @@ def write_glb(path: str | os.PathLike[str], mesh: Mesh, units: str = "m") -> Non
         doubleSided=False,
     )
     if mesh.texture is not None:
-        gltf.images.append(pygltflib.Image(bufferView=blob.view(_png_bytes(mesh.texture)), mimeType="image/png"))
+        gltf.images.append(pygltflib.Image(bufferView=blob.view(png_bytes(mesh.texture)), mimeType="image/png"))
         gltf.samplers.append(
             pygltflib.Sampler(
                 magFilter=pygltflib.LINEAR,
@@ -287,24 +288,24 @@ class _Reader:
     def view_bytes(self, index: int) -> memoryview:
         views = self.gltf.bufferViews
         if not 0 <= index < len(views):
-            raise _fail(self.p, f"bufferView {index} does not exist")
+            raise fail(self.p, f"bufferView {index} does not exist")
         view = views[index]
         if _get(view, "buffer", 0) != 0:
-            raise _fail(self.p, "only GLB files with one embedded buffer are supported")
+            raise fail(self.p, "only GLB files with one embedded buffer are supported")
         start = _get(view, "byteOffset", 0)
         end = start + (view.byteLength or 0)
         if start < 0 or end > len(self.blob):
-            raise _fail(self.p, f"bufferView {index} reaches beyond the binary chunk ({end} > {len(self.blob)} bytes)")
+            raise fail(self.p, f"bufferView {index} reaches beyond the binary chunk ({end} > {len(self.blob)} bytes)")
         return memoryview(self.blob)[start:end]
 
     def accessor(self, index: int) -> np.ndarray:
         """An accessor as ``(count, width)`` float64 (normalised integers scaled to [0, 1] / [-1, 1])."""
         accessors = self.gltf.accessors
         if not isinstance(index, int) or not 0 <= index < len(accessors):
-            raise _fail(self.p, f"accessor {index} does not exist")
+            raise fail(self.p, f"accessor {index} does not exist")
         acc = accessors[index]
         if acc.componentType not in _COMPONENT_DTYPES or acc.type not in _TYPE_WIDTHS:
-            raise _fail(self.p, f"accessor {index} has an unknown component type or type")
+            raise fail(self.p, f"accessor {index} has an unknown component type or type")
         dtype = np.dtype(_COMPONENT_DTYPES[acc.componentType])
         width = _TYPE_WIDTHS[acc.type]
         count = acc.count or 0
@@ -315,7 +316,7 @@ class _Reader:
             stride = _get(view, "byteStride", 0) or item
             start = _get(acc, "byteOffset", 0)
             if count and start + (count - 1) * stride + item > len(raw):
-                raise _fail(self.p, f"accessor {index} reaches beyond its bufferView")
+                raise fail(self.p, f"accessor {index} reaches beyond its bufferView")
             rows = np.lib.stride_tricks.as_strided(
                 np.frombuffer(raw, dtype=np.uint8, offset=start, count=max(len(raw) - start, 0)),
                 shape=(count, item),
@@ -334,10 +335,10 @@ class _Reader:
             if i0 + sparse.count * idx_dtype.itemsize > len(idx_raw) or (
                 v0 + sparse.count * width * dtype.itemsize > len(val_raw)
             ):
-                raise _fail(self.p, f"sparse accessor {index} reaches beyond its bufferViews")
+                raise fail(self.p, f"sparse accessor {index} reaches beyond its bufferViews")
             idx = np.frombuffer(idx_raw, dtype=idx_dtype, count=sparse.count, offset=i0).astype(np.int64)
             if idx.size and (idx.min() < 0 or idx.max() >= count):
-                raise _fail(self.p, f"sparse accessor {index} has indices outside 0..{count - 1}")
+                raise fail(self.p, f"sparse accessor {index} has indices outside 0..{count - 1}")
             values[idx] = np.frombuffer(val_raw, dtype=dtype, count=sparse.count * width, offset=v0).reshape(-1, width)
         if acc.normalized and dtype.kind in "iu":
             info = np.iinfo(dtype)
@@ -361,15 +362,15 @@ class _Reader:
             try:
                 data = base64.b64decode(image.uri.split(",", 1)[1])
             except (IndexError, ValueError):
-                raise _fail(self.p, "its texture's data URI is corrupt") from None
+                raise fail(self.p, "its texture's data URI is corrupt") from None
         elif image.uri:
             file = self.p.parent / image.uri
             if not file.is_file():
-                raise _fail(self.p, f"its texture {image.uri!r} is missing")
+                raise fail(self.p, f"its texture {image.uri!r} is missing")
             data = file.read_bytes()
         else:
             return None
-        return _decode_texture(data, f"{self.p} (texture)")
+        return decode_texture(data, f"{self.p} (texture)")
 
 
 def read_glb(path: str | os.PathLike[str]) -> Mesh:
@@ -387,21 +388,21 @@ def read_glb(path: str | os.PathLike[str]) -> Mesh:
         MeshFileError: missing file, wrong extension, not a GLB, corrupt structure (bad chunk, views or
             accessors out of range), no mesh, a primitive that is not triangles.
     """
-    p = _input_path(path, (".glb",), "binary glTF")
+    p = input_path(path, (".glb",), "binary glTF")
     data = p.read_bytes()
     if len(data) < 20 or data[:4] != b"glTF":
-        raise _fail(p, "not a binary glTF file (no 'glTF' magic)")
+        raise fail(p, "not a binary glTF file (no 'glTF' magic)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pygltflib warns about unknown chunks; we check what we use
             gltf = pygltflib.GLTF2.load_from_bytes(data)
     except Exception as err:  # pygltflib raises many kinds on corrupt JSON or chunks
-        raise _fail(p, f"corrupt GLB ({type(err).__name__}: {err})") from None
+        raise fail(p, f"corrupt GLB ({type(err).__name__}: {err})") from None
     if gltf is None:
-        raise _fail(p, "corrupt GLB: no JSON chunk")
+        raise fail(p, "corrupt GLB: no JSON chunk")
     blob = gltf.binary_blob() or b""
     if not gltf.meshes:
-        raise _fail(p, "the file holds no mesh")
+        raise fail(p, "the file holds no mesh")
     reader = _Reader(p, gltf, blob)
     extras = _get(gltf.asset, "extras", {}) if gltf.asset is not None else {}
     units = extras.get("facerecon", {}).get("units", "m") if isinstance(extras, dict) else "m"
@@ -413,15 +414,15 @@ def read_glb(path: str | os.PathLike[str]) -> Mesh:
     try:
         for number, prim in enumerate(gmesh.primitives):
             if _get(prim, "mode", pygltflib.TRIANGLES) != pygltflib.TRIANGLES:
-                raise _fail(p, f"primitive {number} is not made of triangles (mode {prim.mode})")
+                raise fail(p, f"primitive {number} is not made of triangles (mode {prim.mode})")
             attrs = prim.attributes
             if attrs.POSITION is None:
-                raise _fail(p, f"primitive {number} has no POSITION")
+                raise fail(p, f"primitive {number} has no POSITION")
             pos = reader.accessor(attrs.POSITION)[:, :3]
             n = len(pos)
             idx = (reader.accessor(prim.indices)[:, 0] if prim.indices is not None else np.arange(n)).astype(np.int64)
             if idx.size % 3 or (idx.size and (idx.min() < 0 or idx.max() >= n)):
-                raise _fail(p, f"primitive {number} has bad indices (not triangles, or outside 0..{n - 1})")
+                raise fail(p, f"primitive {number} has bad indices (not triangles, or outside 0..{n - 1})")
             positions.append(pos)
             faces.append(idx.reshape(-1, 3) + offset)
             texcoords.append(reader.accessor(attrs.TEXCOORD_0)[:, :2] if attrs.TEXCOORD_0 is not None else None)
@@ -434,7 +435,7 @@ def read_glb(path: str | os.PathLike[str]) -> Mesh:
     except MeshFileError:
         raise
     except (TypeError, ValueError, AttributeError, KeyError) as err:
-        raise _fail(p, f"corrupt GLB structure ({type(err).__name__}: {err})") from None
+        raise fail(p, f"corrupt GLB structure ({type(err).__name__}: {err})") from None
 
     vertices = np.concatenate(positions) * mm
     all_faces = np.concatenate(faces)
@@ -450,7 +451,7 @@ def read_glb(path: str | os.PathLike[str]) -> Mesh:
     morph_names: tuple[str, ...] = ()
     morph_deltas = morph_weights = None
     if len(counts) != 1:
-        raise _fail(p, "its primitives have different numbers of morph targets")
+        raise fail(p, "its primitives have different numbers of morph targets")
     k = counts.pop()
     if k:
         morph_deltas = np.stack([np.concatenate([t[j] for t in targets]) for j in range(k)]) * mm
@@ -494,4 +495,11 @@ def read_glb(path: str | os.PathLike[str]) -> Mesh:
             name=gmesh.name or p.stem,
         )
     except ValueError as err:
-        raise _fail(p, f"inconsistent mesh data ({err})") from None
+        raise fail(p, f"inconsistent mesh data ({err})") from None
+
+
+# --- table ---------------------------------------------------------------------------------------
+
+#: Readers and writers by lower-case extension, merged by :mod:`facerecon.io.mesh` (glTF metres).
+READERS = {".glb": read_glb}
+WRITERS = {".glb": write_glb}

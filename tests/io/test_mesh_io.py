@@ -16,7 +16,7 @@ import pytest
 import trimesh
 from PIL import Image
 
-import facerecon.io.mesh as mesh_module
+import facerecon.io.obj as mesh_module
 from facerecon.core.mesh import Mesh
 from facerecon.io.gltf import VERTEX_ID_ATTRIBUTE, read_glb, write_glb
 from facerecon.io.mesh import MeshFileError, read_mesh, read_obj, read_ply, write_mesh, write_obj, write_ply
