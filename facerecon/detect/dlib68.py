@@ -16,10 +16,11 @@ import numpy as np
 
 from facerecon.core.check import check_choice, describe
 from facerecon.core.errors import ModelNotInstalledError
+from facerecon.core.optional import install_hint, require
 from facerecon.detect._image import check_image, scaled_copy
 from facerecon.detect.types import Detection, with_overrides
 
-_HINT = 'install it with: pip install "facerecon[dlib]"'
+_HINT = install_hint("dlib")
 
 
 @dataclass(frozen=True)
@@ -63,14 +64,6 @@ def dlib_models_dir() -> Path:
     return Path(spec.origin).parent / "models"
 
 
-def _import_dlib() -> Any:
-    try:
-        import dlib
-    except ImportError as err:
-        raise ModelNotInstalledError(f"dlib is not installed ({err}); {_HINT}") from None
-    return dlib
-
-
 class DlibDetector:
     """Faces and the 68 iBUG landmarks with dlib (HOG or CNN detector + shape predictor).
 
@@ -93,7 +86,7 @@ class DlibDetector:
         if options is not None and not isinstance(options, DlibOptions):
             raise TypeError(f"options: expected DlibOptions or None, got {describe(options)}")
         self.options = with_overrides(options or DlibOptions(), overrides)
-        dlib = _import_dlib()
+        dlib = require("dlib", extra="dlib", purpose="dlib's 68-point landmark detector")
         folder = Path(self.options.models_dir) if self.options.models_dir is not None else dlib_models_dir()
         predictor = folder / "shape_predictor_68_face_landmarks.dat"
         cnn = folder / "mmod_human_face_detector.dat"

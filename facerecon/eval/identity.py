@@ -21,11 +21,12 @@ import numpy as np
 
 from facerecon.core.check import check_finite, check_shape, describe
 from facerecon.core.errors import ModelNotInstalledError, NoFaceError
+from facerecon.core.optional import install_hint, require
 from facerecon.io.image import as_rgb_uint8
 
 __all__ = ["FaceEmbedder", "cosine_similarity"]
 
-_HINT = 'install it with: pip install "facerecon[dlib]"'
+_HINT = install_hint("dlib")
 _RECOGNITION_MODEL = "dlib_face_recognition_resnet_model_v1.dat"
 _SHAPE_MODEL = "shape_predictor_68_face_landmarks.dat"
 
@@ -49,14 +50,6 @@ def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.clip(x @ y / (nx * ny), -1.0, 1.0))
 
 
-def _import_dlib() -> Any:
-    try:
-        import dlib
-    except ImportError as err:
-        raise ModelNotInstalledError(f"dlib is not installed ({err}); {_HINT}") from None
-    return dlib
-
-
 class FaceEmbedder:
     """dlib's 128-d face embedding, for identity similarity.
 
@@ -71,7 +64,7 @@ class FaceEmbedder:
     def __init__(self, models_dir: str | Path | None = None) -> None:
         from facerecon.detect.dlib68 import dlib_models_dir
 
-        dlib = _import_dlib()
+        dlib = require("dlib", extra="dlib", purpose="the identity metric (dlib face embeddings)")
         folder = Path(models_dir) if models_dir is not None else dlib_models_dir()
         for name in (_RECOGNITION_MODEL, _SHAPE_MODEL):
             if not (folder / name).is_file():
