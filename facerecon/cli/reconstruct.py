@@ -27,6 +27,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="photo files (JPEG, PNG, WebP, BMP, TIFF)")
     parser.add_argument("-o", "--output", required=True, type=Path, help="output folder")
+    from facerecon.estimate import available_estimators, estimator_info
+
+    methods = available_estimators()
+    parser.add_argument("--method", choices=methods, default="fit",
+                        help="how the face's parameters are found (default: %(default)s; "
+                             + "; ".join(f"{m}: {estimator_info(m).description}" for m in methods) + ")")
     parser.add_argument("--stages", choices=("landmarks", "photometric", "all"), default="all",
                         help="landmarks only, + photometric refinement, or + albedo refinement (default)")
     parser.add_argument("--faces", choices=("all", "largest"), default="all", help="which faces of each photo")
@@ -54,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from facerecon.pipeline.run import ReconstructOptions, Reconstructor
 
     options = ReconstructOptions(
-        stages=args.stages, faces=args.faces, render_images=not args.no_images,
+        method=getattr(args, "method", "fit"), stages=args.stages, faces=args.faces, render_images=not args.no_images,
         # getattr: other commands (``facerecon demo``) call run() with their own arguments.
         texture_completion=not getattr(args, "no_completion", False), details=not getattr(args, "no_details", False),
     )  # fmt: skip

@@ -8,6 +8,9 @@ Built in:
 
 * ``"mediapipe"``, ``"dlib"``: the landmark detectors of :mod:`facerecon.detect` (68 iBUG points only).
 * ``"mean-face"``: the model's mean face, whatever the photo (the NoW baseline every method must beat).
+* ``"facerecon"``: the default pipeline; and every estimator of :mod:`facerecon.estimate` under its own name
+  (``"fit"``, ...), run through the same pipeline as ``facerecon reconstruct --method NAME``
+  (:class:`EstimatorMethod`).
 
 To add a method, register a factory (a class or function taking keyword options) that returns an object with
 ``predict(image, *, face_box=None) -> MethodOutput`` and ``close()``::
@@ -23,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -341,15 +345,18 @@ class MeanFaceMethod:
         self.close()
 
 
-class FaceReconMethod:
-    """facerecon's own reconstruction (:mod:`facerecon.pipeline`) as an evaluation method.
+class EstimatorMethod:
+    """An estimator of :mod:`facerecon.estimate` run by the pipeline (:mod:`facerecon.pipeline`), as an
+    evaluation method: the same code as ``facerecon reconstruct --method NAME``.
 
     Args:
+        method: the estimator's name (``"fit"``: the optimisation fit).
         stages: ``"landmarks"``, ``"photometric"`` or ``"all"``.
         home: the model cache folder (None: ``$FACERECON_HOME``).
+        **method_options: the estimator's options (methods other than ``"fit"``).
     """
 
-    def __init__(self, stages: str = "all", home: str | None = None) -> None:
+    def __init__(self, method: str = "fit", stages: str = "all", home: str | None = None, **method_options: Any) -> None:
         from facerecon.eval.mesh_metrics import now_landmark_vertices
         from facerecon.models import load_model
         from facerecon.pipeline.run import ReconstructOptions, Reconstructor
@@ -357,7 +364,8 @@ class FaceReconMethod:
         model = load_model(home=home)
         self._now = now_landmark_vertices(model)
         self._model = model
-        self._rec = Reconstructor(model, ReconstructOptions(stages=stages, render_images=False))
+        options = ReconstructOptions(method=method, method_options=method_options, stages=stages, render_images=False)
+        self._rec = Reconstructor(model, options)
 
     def predict(self, image: np.ndarray, *, face_box: np.ndarray | None = None) -> MethodOutput:
         faces = self._rec.run(image, name="image").reconstructions
@@ -379,7 +387,7 @@ class FaceReconMethod:
     def close(self) -> None:
         self._rec.close()
 
-    def __enter__(self) -> FaceReconMethod:
+    def __enter__(self) -> EstimatorMethod:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -393,8 +401,15 @@ def _register_builtins() -> None:
                     description="dlib's 68-point shape predictor (landmarks only; needs facerecon[dlib])")
     register_method("mean-face", MeanFaceMethod, provides=("mesh",),
                     description="the model's mean face for every photo (the NoW baseline; mesh only)")
-    register_method("facerecon", FaceReconMethod, provides=("landmarks68", "mesh", "render"),
-                    description="facerecon's reconstruction (landmark + photometric fit of the ICT model)")
+    register_method("facerecon", EstimatorMethod, provides=("landmarks68", "mesh", "render"),
+                    description="facerecon's default reconstruction (what `facerecon reconstruct` does)")
+    # Every estimator under its own name: --method means the same here as in `facerecon reconstruct`.
+    from facerecon.estimate import available_estimators, estimator_info
+
+    for name in available_estimators():
+        info = estimator_info(name)
+        register_method(name, functools.partial(EstimatorMethod, name), description=info.description,
+                        provides=("landmarks68", "mesh", "render") if info.gives_light else ("landmarks68", "mesh"))
 
 
 _register_builtins()

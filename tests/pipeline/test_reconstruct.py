@@ -17,7 +17,8 @@ from facerecon.fit.landmarks import LandmarkFit
 from facerecon.io.gltf import read_glb
 from facerecon.io.mesh import read_obj, read_ply
 from facerecon.pipeline.reconstruction import OUTPUT_FILES
-from facerecon.pipeline.run import Reconstructor, ReconstructOptions, _check_finite_fit
+from facerecon.estimate.fit import _check_finite_fit
+from facerecon.pipeline.run import Reconstructor, ReconstructOptions
 
 FRONTAL = "3ddfa-JianzhuGuo.jpg"
 
