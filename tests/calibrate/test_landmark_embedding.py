@@ -26,7 +26,10 @@ from facerecon.calibrate import (
     render_calibration_views,
     save_embedding,
 )
-from facerecon.calibrate.landmark_embedding import _Projector, _refine_points, _snap, _views, embedding_path
+from facerecon.calibrate.place import _Projector, _refine_points
+from facerecon.calibrate.store import embedding_path
+from facerecon.calibrate.surface import _snap
+from facerecon.calibrate.views import _views
 from facerecon.core.errors import ModelCacheError, NoFaceError
 from facerecon.detect import MEDIAPIPE_TO_IBUG68, create_detector
 from facerecon.models import LandmarkPoseTable, LandmarkScheme, load_model
