@@ -195,11 +195,27 @@ def viewed_head_angles(matrix: torch.Tensor, translation: torch.Tensor) -> torch
     """
     _check_matrices(matrix, "matrix")
     _check_vectors(translation, "translation", 3)
-    sight = torch.nn.functional.normalize(translation, dim=-1)
+    return camera_rotation_to_head_angles(line_of_sight_rotation(translation).transpose(-1, -2) @ matrix)
+
+
+def line_of_sight_rotation(points: torch.Tensor) -> torch.Tensor:
+    """The rotation taking the optical axis ``(0, 0, 1)`` onto the line of sight to each point, about the axis
+    perpendicular to both (no twist about the line of sight).
+
+    A camera turned by it looks straight at the point; ``R_seen = turn.T @ R`` is the rotation of a head at that
+    point as it appears in its own picture (see :func:`viewed_head_angles`).
+
+    Args:
+        points: ``(..., 3)`` camera-space points in front of the camera (``z > 0``), any unit.
+
+    Returns:
+        ``(..., 3, 3)``.
+    """
+    _check_vectors(points, "points", 3)
+    sight = torch.nn.functional.normalize(points, dim=-1)
     axis = torch.linalg.cross(torch.zeros_like(sight).index_fill(-1, torch.tensor(2, device=sight.device), 1.0), sight)
-    # The rotation taking the optical axis onto the line of sight: axis z x s, angle asin |z x s| (< 90 degrees).
-    turn = axis_angle_to_matrix(torch.nn.functional.normalize(axis, dim=-1, eps=1e-12) * torch.asin(axis.norm(dim=-1).clamp(max=1.0))[..., None])
-    return camera_rotation_to_head_angles(turn.transpose(-1, -2) @ matrix)
+    # Axis z x s, angle asin |z x s| (< 90 degrees for a point in front of the camera).
+    return axis_angle_to_matrix(torch.nn.functional.normalize(axis, dim=-1, eps=1e-12) * torch.asin(axis.norm(dim=-1).clamp(max=1.0))[..., None])
 
 
 def _skew(v: torch.Tensor) -> torch.Tensor:
