@@ -13,13 +13,13 @@ import torch
 from facerecon.calibrate.config import _LIGHTS, CalibrationViews, EmbeddingConfig
 from facerecon.core.check import describe
 from facerecon.geometry.camera import PerspectiveCamera, transform
-from facerecon.geometry.mesh_ops import vertex_normals
 from facerecon.geometry.rotation import head_angles_to_camera_rotation
 from facerecon.models import ict_layout
 from facerecon.models.face_model import FaceModel
 from facerecon.models.regions import Region
-from facerecon.render.rasterize import rasterize
-from facerecon.render.sh import directional_sh, shade
+from facerecon.render.images import to_uint8
+from facerecon.render.scene import Scene, render_scene
+from facerecon.render.sh import directional_sh
 
 __all__ = ["render_calibration_views"]
 
@@ -148,37 +148,21 @@ def _render_batch(
     model: FaceModel, config: EmbeddingConfig, views: CalibrationViews, rows: np.ndarray, albedo: torch.Tensor
 ) -> _RenderBatch:
     """Render views ``rows``: rasterize at ``supersample`` times the size and average blocks (antialiasing)."""
-    head = model.submesh("head")
-    faces = head.triangles.cpu()
-    ss = config.supersample
-    size = config.image_size * ss
+    faces = model.submesh("head").triangles.cpu()
     identity = torch.from_numpy(views.identity[rows]).to(model.mean.dtype)
     with torch.no_grad():
         vertices = model(identity.to(model.mean.device), submesh="head").cpu().double()
-        rotation = torch.from_numpy(views.rotation[rows])
-        translation = torch.from_numpy(views.translation[rows])
-        cam_pts = transform(vertices, rotation, translation)
-        screen = _camera(config, len(rows)).resized(size, size).project_with_depth(cam_pts)
-        fragments = rasterize(screen, faces, (size, size))
-        normals = vertex_normals(cam_pts, faces)
+        cam_pts = transform(vertices, torch.from_numpy(views.rotation[rows]), torch.from_numpy(views.translation[rows]))
         lights = [_LIGHTS[i] for i in views.light[rows]]
         direction = torch.tensor([d for d, _, _ in lights], dtype=torch.float64)
         colour = torch.tensor([[math.pi * s] * 3 for _, s, _ in lights], dtype=torch.float64)
         ambient = torch.tensor([[a] * 3 for _, _, a in lights], dtype=torch.float64)
-        sh = directional_sh(direction, colour, ambient)
-        # Shade per vertex (Gouraud) and interpolate the colours: enough for a detector, and cheap.
-        colours = shade(albedo.double()[None].expand(len(rows), -1, -1).contiguous(), normals, sh).clamp(0.0, 1.0)
-        fi = fragments.face_index
-        corners = faces[fi.clamp_min(0)]  # (b, H, W, 3)
-        pix = torch.stack(
-            [torch.einsum("hwkc,hwk->hwc", colours[b][corners[b]], fragments.bary[b]) for b in range(len(rows))]
-        )
-        background = torch.tensor(_BACKGROUND, dtype=torch.float64)
-        image = torch.where((fi >= 0)[..., None], pix, background)
-        if ss > 1:  # average ss x ss blocks: pixel (x, y) of the image covers raster pixels ss*x .. ss*x + ss-1
-            image = torch.nn.functional.avg_pool2d(image.permute(0, 3, 1, 2), ss).permute(0, 2, 3, 1)
-        images = (image.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).numpy()
-    return _RenderBatch(np.ascontiguousarray(images), screen, fi.numpy(), ss)
+        # Shaded per vertex (Gouraud), colours interpolated: enough for a detector, and cheap.
+        out = render_scene(Scene(cam_pts, faces, _camera(config, len(rows)), albedo=albedo.double(),
+                                 sh=directional_sh(direction, colour, ambient), shading="vertex",
+                                 background=torch.tensor(_BACKGROUND, dtype=torch.float64),
+                                 supersample=config.supersample))  # fmt: skip
+    return _RenderBatch(np.ascontiguousarray(to_uint8(out.image)), out.screen, out.fragments.face_index.numpy(), out.supersample)
 
 
 def render_calibration_views(

@@ -37,7 +37,8 @@ from facerecon.io.image import read_image_with_info
 from facerecon.models.face_model import FaceModel
 from facerecon.models.regions import Region
 from facerecon.pipeline.reconstruction import Reconstruction
-from facerecon.render.images import composite, display_light, normals_to_rgb, render_images, to_uint8
+from facerecon.render.images import composite, display_light, normals_to_rgb, to_uint8
+from facerecon.render.scene import Scene, render_scene
 from facerecon.render.sh import shade
 from facerecon.texture.atlas import ExportLayout, export_layout, paint_patches
 from facerecon.texture.details import DetailConfig, DetailEstimator, DetailResult
@@ -399,7 +400,7 @@ class Reconstructor:
         fit_n = fit_sub.vertex_count
         with timed(timings, "render"):
             unoccluded = ~estimate.occluded if estimate.occluded is not None else torch.ones(fit_n, dtype=torch.bool)
-            rendered, face_mask = _render_face(photo, geometry.screen[:, :fit_n], geometry.camera_vertices[:, :fit_n],
+            rendered, face_mask = _render_face(photo, geometry.camera, geometry.camera_vertices[:, :fit_n],
                                                fit_sub.triangles, albedo.albedo[:fit_n], estimate.sh, unoccluded)  # fmt: skip
             photometric_error = None if estimate.sh is None else _pixel_photometric_error(photo, rendered, face_mask)
         landmarks68 = detection.to_ibug68()
@@ -412,7 +413,7 @@ class Reconstructor:
         if opts.render_images:
             with timed(timings, "images"):
                 head = model.submesh("head")
-                overlay, depth, normals_image = _pictures(photo, geometry.screen, geometry.camera_vertices, head.triangles)
+                overlay, depth, normals_image = _pictures(photo, geometry.camera, geometry.camera_vertices, head.triangles)
                 landmarks_image = _landmarks_picture(image, landmarks68, projected68)
         error = float(np.median(np.linalg.norm(projected68 - landmarks68, axis=1)))
         return Diagnostics(rendered, face_mask, photometric_error, projected68, error, overlay, landmarks_image, depth, normals_image)
@@ -580,20 +581,23 @@ def _vertex_colours(texture: np.ndarray, uvs: np.ndarray, uv_faces: np.ndarray, 
     return texture[rows, cols]
 
 
-def _pictures(photo: torch.Tensor, screen: torch.Tensor, cam: torch.Tensor, triangles: torch.Tensor):
+def _pictures(photo: torch.Tensor, camera: PerspectiveCamera, cam: torch.Tensor, triangles: torch.Tensor):
     """Overlay (grey-shaded mesh over the photo), depth (mm, 0 = background) and a normal map picture."""
-    _, height, width = photo.shape
+    from facerecon.render.interpolate import interpolate
+
     normals = vertex_normals(cam, triangles)
-    images = render_images(screen, triangles, (height, width), normals=normals, sh_coeffs=display_light(1))
-    overlay = composite(images.shaded.clamp(0, 1), images.mask, photo[None], opacity=0.8)
-    depth = (images.depth * images.mask)[0, 0].numpy()
-    normals_rgb = normals_to_rgb(images.normals, images.mask)
+    grey = torch.full((cam.shape[1], 3), 0.75, dtype=cam.dtype)
+    out = render_scene(Scene(cam, triangles, camera, albedo=grey, sh=display_light(1), normals=normals))
+    overlay = composite(out.image, out.coverage, photo[None], opacity=0.8)
+    depth = (out.fragments.depth * out.fragments.mask)[0].numpy()
+    pixel_normals = torch.nn.functional.normalize(interpolate(normals, triangles, out.fragments), dim=-1, eps=1e-12)
+    normals_rgb = normals_to_rgb(pixel_normals.permute(0, 3, 1, 2), out.coverage)
     return to_uint8(overlay)[0], depth, to_uint8(normals_rgb)[0]
 
 
 def _render_face(
     photo: torch.Tensor,
-    screen: torch.Tensor,
+    camera: PerspectiveCamera,
     cam: torch.Tensor,
     triangles: torch.Tensor,
     albedo: torch.Tensor,
@@ -605,13 +609,11 @@ def _render_face(
     from facerecon.render.interpolate import interpolate
     from facerecon.render.sh import ambient_sh
 
-    _, height, width = photo.shape
-    normals = vertex_normals(cam, triangles)
     light = sh[None] if sh is not None else ambient_sh(1.0, batch_size=1)
-    images = render_images(screen, triangles, (height, width), normals=normals, albedo=albedo[None], sh_coeffs=light)
-    rendered = images.shaded[0].clamp(0, 1).permute(1, 2, 0).numpy().astype(np.float32)
-    clean = interpolate(unoccluded.float()[:, None], triangles, images.fragments)[0, ..., 0]
-    mask = (images.mask[0, 0] > 0.5) & (clean > 0.5)
+    out = render_scene(Scene(cam, triangles, camera, albedo=albedo[None], sh=light))
+    rendered = out.image[0].clamp(0, 1).permute(1, 2, 0).numpy().astype(np.float32)
+    clean = interpolate(unoccluded.float()[:, None], triangles, out.fragments)[0, ..., 0]
+    mask = (out.coverage[0, 0] > 0.5) & (clean > 0.5)
     return rendered, mask.numpy()
 
 
