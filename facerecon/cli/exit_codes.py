@@ -18,6 +18,7 @@ class ExitCode(enum.IntEnum):
     FIT_DIVERGED = 7  # an optimisation diverged; nothing was written for that face
     PARTIAL = 8  # a batch finished, but some of its items failed (each reported on its own line)
     MESH_FILE = 9  # a mesh file could not be read or written
+    WEIGHTS = 10  # network weights missing, corrupt, or not those of the network / registry entry / face model
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -29,6 +30,8 @@ _BY_ERROR: tuple[tuple[type[BaseException], ExitCode], ...] = (
     (errors.NoFaceError, ExitCode.NO_FACE),
     (errors.FitDivergedError, ExitCode.FIT_DIVERGED),
     (errors.MeshFileError, ExitCode.MESH_FILE),
+    (errors.WeightsError, ExitCode.WEIGHTS),
+    (errors.DeviceError, ExitCode.USAGE),  # a device this machine does not have: a bad option value
 )
 
 

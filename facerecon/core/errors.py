@@ -40,3 +40,15 @@ class MeshFileError(FaceReconError, ValueError):
 
     Also a ``ValueError``, so code that treats bad files as bad values keeps working.
     """
+
+
+class WeightsError(FaceReconError):
+    """A network's weights (safetensors or ONNX file) are missing, truncated or corrupt, do not match the network
+    key for key and shape for shape, or have another SHA-256, config or face model than expected."""
+
+
+class DeviceError(FaceReconError, ValueError):
+    """A compute device was asked for that this machine does not have (no CUDA, no such GPU, no MPS).
+
+    Also a ``ValueError``: a device name is an argument value.
+    """

@@ -1,0 +1,172 @@
+"""ONNX export of a :class:`~facerecon.nets.regressor.FaceRegressor` and an ONNX Runtime runner with the same call.
+
+:func:`export_onnx` folds the BatchNorms (:func:`~facerecon.nets.regressor.fold_batchnorm`) and exports the
+network's undecoded output vector with torch's ``torch.export``-based exporter (``dynamo=True``, the default and
+maintained one since torch 2.9; it needs ``onnx`` and ``onnxscript``, the ``train`` extra), ONNX opset
+:data:`OPSET`, a dynamic batch axis and the config JSON in the model's metadata. :class:`OnnxRegressor` runs
+that graph and decodes its vector with the same :func:`~facerecon.nets.regressor.decode_output` as the torch
+module, so both return the same :class:`~facerecon.nets.regressor.RegressorOutput` (torch tensors on the CPU).
+
+Threads are explicit: ``intra_op_num_threads`` (default 1: one face at a time is fastest on one core, and
+a second core stays free for the rest of the pipeline) and ``inter_op_num_threads = 1``; graph optimisations
+are all on.
+
+Example:
+    >>> export_onnx(FaceRegressor().eval(), "regressor.onnx")         # doctest: +SKIP
+    >>> out = OnnxRegressor("regressor.onnx")(crops)                   # crops (B, 3, 128, 128) float32 in [0, 1]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from facerecon.core.check import describe
+from facerecon.core.errors import WeightsError
+from facerecon.core.optional import require
+from facerecon.io.atomic import atomic_path
+from facerecon.nets.regressor import (
+    FaceRegressor,
+    RegressorConfig,
+    RegressorOutput,
+    check_crops,
+    decode_output,
+    fold_batchnorm,
+)
+
+__all__ = ["CONFIG_KEY", "INPUT_NAME", "OPSET", "OUTPUT_NAME", "OnnxRegressor", "export_onnx"]
+
+OPSET = 18
+"""The ONNX opset of exported graphs (onnxscript's own; ONNX Runtime >= 1.14 runs it)."""
+INPUT_NAME = "crops"
+OUTPUT_NAME = "vector"
+CONFIG_KEY = "facerecon.regressor_config"
+"""The metadata key of the config JSON in an exported graph."""
+_MAX_BATCH = 65536
+
+
+class _VectorGraph(nn.Module):
+    """What the ONNX graph computes: crops ``(B, 3, S, S)`` -> the undecoded vector ``(B, D)``."""
+
+    def __init__(self, model: FaceRegressor) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_vector(crops)
+
+
+def export_onnx(module: FaceRegressor, path: str | os.PathLike[str], input_size: int | None = None) -> Path:
+    """Export a network to an ONNX file (atomically) for :class:`OnnxRegressor`.
+
+    The export works on an eval-mode copy with the BatchNorms folded; ``module`` itself is left as it is.
+
+    Args:
+        module: the network.
+        path: the ``.onnx`` file to write.
+        input_size: the crop side ``S`` of the graph's input ``(B, 3, S, S)`` (default ``module.config.input_size``;
+            the config stored in the file records the size used).
+
+    Returns:
+        ``path`` as a ``Path``.
+
+    Raises:
+        TypeError / ValueError: not a FaceRegressor, or a bad ``input_size``.
+        MissingDependencyError: ``onnx`` or ``onnxscript`` is not installed (``pip install "facerecon[train]"``).
+    """
+    if not isinstance(module, FaceRegressor):
+        raise TypeError(f"module: expected a FaceRegressor, got {describe(module)}")
+    for name in ("onnx", "onnxscript"):
+        require(name, extra="train", purpose="exporting a network to ONNX")
+    config = module.config if input_size is None else dataclasses.replace(module.config, input_size=input_size)
+    size = config.input_size
+    graph = _VectorGraph(fold_batchnorm(module).cpu().float()).eval()
+    example = torch.full((1, 3, size, size), 0.5)  # any crop: the graph does not depend on the values
+    with warnings.catch_warnings():  # torch's exporter warns about its own use of a deprecated pytree API
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
+        program = torch.onnx.export(
+            graph,
+            (example,),
+            dynamo=True,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes={INPUT_NAME: {0: torch.export.Dim("batch", min=1, max=_MAX_BATCH)}},
+            opset_version=OPSET,
+            external_data=False,
+            verbose=False,
+        )
+    program.model.metadata_props[CONFIG_KEY] = config.to_json()
+    with atomic_path(path, suffix=".onnx") as tmp:
+        program.save(str(tmp), external_data=False)
+    return Path(path)
+
+
+class OnnxRegressor:
+    """Runs an exported network with ONNX Runtime on the CPU; called like the torch module.
+
+    Args:
+        path: a file written by :func:`export_onnx`.
+        threads: ONNX Runtime's ``intra_op_num_threads`` (default 1).
+
+    Attributes:
+        config: the network's config, read from the file.
+
+    Raises:
+        ValueError: ``threads`` is not a positive int.
+        WeightsError: the file is missing, not an ONNX graph ONNX Runtime can load, or has no facerecon config.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, threads: int = 1) -> None:
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"threads: expected a positive int, got {threads!r}")
+        import onnxruntime as ort  # a core dependency; imported here so `import facerecon.nets` stays light
+
+        path = Path(path)
+        if not path.is_file():
+            raise WeightsError(f"{path}: ONNX file not found")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self._session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # noqa: BLE001 - onnxruntime's Fail, InvalidProtobuf, ... derive from Exception only
+            raise WeightsError(f"{path}: not an ONNX graph ONNX Runtime can load ({' '.join(str(err).split())})") from None
+        text = self._session.get_modelmeta().custom_metadata_map.get(CONFIG_KEY)
+        if text is None:
+            raise WeightsError(f"{path}: an ONNX graph without facerecon's config (not written by export_onnx)")
+        try:
+            self.config = RegressorConfig.from_json(text)
+        except (TypeError, ValueError) as err:
+            raise WeightsError(f"{path}: bad config in the ONNX metadata ({' '.join(str(err).split())})") from None
+        self.path = path
+        self.threads = threads
+
+    def run_vector(self, crops: np.ndarray) -> np.ndarray:
+        """The undecoded output ``(B, D)`` float32 of crops ``(B, 3, S, S)`` float32 (not checked: the fast path)."""
+        return self._session.run([OUTPUT_NAME], {INPUT_NAME: crops})[0]
+
+    def __call__(self, crops: np.ndarray) -> RegressorOutput:
+        """Predict the face in each crop.
+
+        Args:
+            crops: ``(B, 3, S, S)`` float32 RGB in [0, 1] (a NumPy array; other float dtypes are converted).
+
+        Returns:
+            :class:`RegressorOutput` of CPU float32 torch tensors, as :class:`FaceRegressor` returns.
+
+        Raises:
+            TypeError / ValueError: another shape, an integer dtype, values outside [0, 1].
+        """
+        if isinstance(crops, torch.Tensor):
+            raise TypeError(f"crops: expected a NumPy array, got {describe(crops)} (use .numpy())")
+        check_crops(crops, self.config.input_size)
+        vector = self.run_vector(np.ascontiguousarray(crops, dtype=np.float32))
+        return decode_output(torch.from_numpy(vector), self.config)
