@@ -20,8 +20,8 @@ package (``facerecon/nets/weights/<name>.safetensors``); :func:`load_shipped` ch
 the entry before loading.
 
 Example:
-    >>> info = save_weights("net.safetensors", FaceRegressor(), face_model_sha256="0" * 64)  # doctest: +SKIP
-    >>> load_weights("net.safetensors", sha256=info).model                                    # doctest: +SKIP
+    >>> sha = save_weights("net.safetensors", FaceRegressor(), face_model_sha256="0" * 64)  # doctest: +SKIP
+    >>> load_weights("net.safetensors", sha256=sha).model                                    # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -23,10 +23,14 @@ def exported(tmp_path_factory, randomise) -> tuple[FaceRegressor, Path]:
     return net, path
 
 
-@pytest.mark.parametrize("batch", [1, 5])
-def test_onnx_agrees_with_torch(exported, make_crops, batch):
+@pytest.mark.parametrize(
+    "batch, options",
+    [(1, {}), (5, {}), (5, {"chunk_size": 2}), (5, {"chunk_size": 2, "workers": 2, "threads": 2})],
+    ids=["1", "5", "5-chunks", "5-chunks-workers"],
+)
+def test_onnx_agrees_with_torch(exported, make_crops, batch, options):
     net, path = exported
-    runner = OnnxRegressor(path)
+    runner = OnnxRegressor(path, **options)
     x = make_crops(batch, 128, seed=batch)
     with torch.no_grad():
         want = net(x)
@@ -58,6 +62,10 @@ def test_runner_threads_and_input_errors(exported):
     _, path = exported
     with pytest.raises(ValueError, match="threads"):
         OnnxRegressor(path, threads=0)
+    with pytest.raises(ValueError, match="workers"):
+        OnnxRegressor(path, workers=True)
+    with pytest.raises(ValueError, match="chunk_size"):
+        OnnxRegressor(path, chunk_size=0)
     runner = OnnxRegressor(path, threads=2)
     with pytest.raises(TypeError, match="NumPy"):
         runner(torch.rand(1, 3, 128, 128))  # type: ignore[arg-type]
