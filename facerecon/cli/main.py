@@ -19,7 +19,7 @@ from facerecon.cli.exit_codes import ExitCode, exit_code_for
 from facerecon.core.errors import FaceReconError
 
 # Sub-command modules, in the order `facerecon --help` lists them.
-SUBCOMMANDS: tuple[str, ...] = ("reconstruct", "detect", "eval", "synth", "model", "demo")
+SUBCOMMANDS: tuple[str, ...] = ("reconstruct", "detect", "eval", "synth", "train", "model", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

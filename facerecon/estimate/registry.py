@@ -76,9 +76,17 @@ def _fit(model: FaceModel, **options: Any) -> Estimator:
     return FitEstimator(model, FitConfig(**options))
 
 
+def _regress(model: FaceModel, **options: Any) -> Estimator:
+    from facerecon.estimate.regress import RegressEstimator
+
+    return RegressEstimator(model, **options)
+
+
 def _register_builtins() -> None:
     register_estimator("fit", _fit, gives_light=True,
                        description="landmark fit (MediaPipe's 478 points) then photometric fit of the ICT model")  # fmt: skip
+    register_estimator("regress", _regress, gives_light=True,
+                       description="the learned regressor: one network pass on the face crop, no optimisation (~ms)")  # fmt: skip
 
 
 _register_builtins()

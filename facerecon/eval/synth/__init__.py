@@ -42,7 +42,7 @@ Ground truth per view:
   (:data:`~facerecon.eval.mesh_metrics.NOW_LANDMARKS_IBUG68`) as a MeshLab ``.pp`` file.
 
 The steps, one module each: :mod:`~facerecon.eval.synth.presets` (yaws, expression and lighting presets,
-:class:`SynthConfig`), :mod:`~facerecon.eval.synth.subject` (:func:`fit_subject`),
+:class:`SynthConfig`), :mod:`~facerecon.pipeline.subject` (:func:`fit_subject`, moved there so training shares it),
 :mod:`~facerecon.eval.synth.views` (:func:`render_view`; the image itself is
 :func:`facerecon.render.head.render_head`, which training-data generators use without importing ``eval``),
 :mod:`~facerecon.eval.synth.writers` (the AFLW2000-3D / NoW files) and :mod:`~facerecon.eval.synth.batch`
@@ -64,11 +64,10 @@ from facerecon.eval.synth.presets import (
     check_names,
     check_yaws,
     expression_weights,
-    lighting_level_default,
     lighting_sh,
 )
-from facerecon.eval.synth.subject import FittedSubject, fit_options, fit_subject
 from facerecon.eval.synth.views import SynthView, render_subject, render_view, view_pose
+from facerecon.pipeline.subject import FittedSubject, fit_options, fit_subject, lighting_level_default
 from facerecon.eval.synth.writers import (
     view_name,
     write_aflw2000_view,

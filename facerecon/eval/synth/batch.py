@@ -20,7 +20,7 @@ from facerecon.eval.synth.presets import (
     check_names,
     check_yaws,
 )
-from facerecon.eval.synth.subject import FittedSubject, fit_options, fit_subject
+from facerecon.pipeline.subject import FittedSubject, fit_options, fit_subject
 from facerecon.eval.synth.views import render_view
 from facerecon.eval.synth.writers import (
     _readme,

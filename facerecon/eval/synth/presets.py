@@ -23,7 +23,6 @@ __all__ = [
     "check_names",
     "check_yaws",
     "expression_weights",
-    "lighting_level_default",
     "lighting_sh",
 ]
 
@@ -126,11 +125,6 @@ def check_names(values: object, name: str, choices: Sequence[str]) -> tuple[str,
     for v in values:
         check_choice(v, name, tuple(choices))
     return tuple(dict.fromkeys(values))
-
-
-def lighting_level_default(fitted_sh: np.ndarray) -> np.ndarray:
-    """``(3,)`` the mean shading of an SH light over the sphere, ``L_00 Y_00``."""
-    return np.asarray(fitted_sh, dtype=np.float64)[0] * (0.5 / math.sqrt(math.pi))
 
 
 def expression_weights(model: FaceModel, preset: str, fitted: np.ndarray) -> np.ndarray:

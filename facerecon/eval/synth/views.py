@@ -19,7 +19,7 @@ from facerecon.eval.synth.presets import (
     expression_weights,
     lighting_sh,
 )
-from facerecon.eval.synth.subject import FittedSubject
+from facerecon.pipeline.subject import FittedSubject
 from facerecon.geometry.camera import PerspectiveCamera, focal_px_from_35mm
 from facerecon.geometry.rotation import (
     camera_rotation_to_head_angles,

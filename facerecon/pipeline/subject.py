@@ -1,7 +1,12 @@
-"""The subject of a synthetic view: a photo fitted, its texture unwrapped and de-lit, ready to re-render."""
+"""A fitted face made ready to re-render: its photo texture unwrapped and de-lit, hidden albedo mirrored, irises.
+
+The subjects of the synthetic large-pose benchmark (:mod:`facerecon.eval.synth`) and of the regressor's training
+corpus (:mod:`facerecon.train.corpus`).
+"""
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +16,6 @@ import torch
 
 from facerecon.core.check import describe
 from facerecon.core.errors import NoFaceError
-from facerecon.eval.synth.presets import lighting_level_default
 from facerecon.geometry.mesh_ops import vertex_normals
 from facerecon.models.face_model import FaceModel
 from facerecon.models.regions import Region
@@ -23,7 +27,7 @@ from facerecon.render.uv import unwrap_texture
 from facerecon.texture.delight import texel_normals, texel_shading
 from facerecon.texture.photo import FULL_WEIGHT_COSINE
 
-__all__ = ["FittedSubject", "fit_options", "fit_subject"]
+__all__ = ["FittedSubject", "fit_options", "fit_subject", "lighting_level_default", "subject_from_reconstruction"]
 
 # Ratio-image relighting: the fitted shading is floored here before dividing the photo texels by it.
 _MIN_FIT_SHADING = 0.12
@@ -32,6 +36,11 @@ _IRIS_RGB = (0.28, 0.19, 0.13)
 _PUPIL_RGB = (0.04, 0.03, 0.03)
 _IRIS_RADIUS_MM = 5.8
 _PUPIL_RADIUS_MM = 2.2
+
+
+def lighting_level_default(fitted_sh: np.ndarray) -> np.ndarray:
+    """``(3,)`` the mean shading of an SH light over the sphere, ``L_00 Y_00``."""
+    return np.asarray(fitted_sh, dtype=np.float64)[0] * (0.5 / math.sqrt(math.pi))
 
 
 @dataclass(frozen=True, eq=False)
@@ -146,7 +155,18 @@ def fit_subject(reconstructor, photo: str | os.PathLike[str], name: str | None =
     if not result.reconstructions:
         reasons = "; ".join(s.reason for s in result.skipped) or "no face reconstructed"
         raise NoFaceError(f"{name}: {reasons}")
-    rec = result.reconstructions[0]
+    return subject_from_reconstruction(reconstructor, image, result.reconstructions[0], name)
+
+
+def subject_from_reconstruction(reconstructor, image: np.ndarray, rec: Reconstruction, name: str) -> FittedSubject:
+    """Prepare one reconstructed face of ``image`` ``(H, W, 3)`` uint8 for re-rendering (any face of the photo).
+
+    Args:
+        reconstructor: the :class:`~facerecon.pipeline.run.Reconstructor` that made ``rec``.
+        image: the photo ``rec`` was fitted to.
+        rec: the reconstruction.
+        name: the subject's name.
+    """
     model: FaceModel = reconstructor.model
     face = model.submesh("face")
     fx, fy, cx, cy = rec.intrinsics

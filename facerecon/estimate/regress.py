@@ -1,0 +1,109 @@
+"""The learned regressor as an estimator: detect, crop, one network pass (or two), no optimisation.
+
+Paper 004's parameter regressor (and paper 000's / 001's coarse networks): a crop of the face goes through
+:class:`facerecon.nets.regressor.FaceRegressor` (run by ONNX Runtime), which predicts the pose as the crop shows it,
+the identity, the ARKit expression weights and the SH light (:mod:`facerecon.nets.crop` turns the crop pose into the
+photo's camera). The first crop comes from the detector's landmarks; with ``passes=2`` the face is cropped again
+around the first pass's own projected face, exactly as the training crops were made, and regressed again.
+
+The weights are the shipped ones (:data:`facerecon.nets.weights.SHIPPED_WEIGHTS`) or a ``.safetensors`` file; the
+ONNX graph is exported from them once into ``$FACERECON_HOME/nets/`` and reused.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from facerecon.core.errors import FitDivergedError
+from facerecon.core.paths import facerecon_home
+from facerecon.core.timing import timed
+from facerecon.detect.types import Detection
+from facerecon.estimate.base import FaceEstimate
+from facerecon.geometry.camera import PerspectiveCamera
+from facerecon.models.face_model import FaceModel
+from facerecon.nets.crop import CropBox, CropPose, crop_camera, crop_image, pose_from_crop
+
+#: The shipped weights the estimator uses by default.
+DEFAULT_WEIGHTS = "regressor-128-v1"
+#: The training crops' side over the projected face's box (facerecon.train.corpus.INFERENCE_BOX_SCALE, which
+#: lives in train: the library never imports it).
+BOX_SCALE = 1.3
+BOX_SUBMESH = "narrow_face"
+#: The first crop, from the detector's 68 points: their box is smaller than the face's (brow to chin) box by this.
+LANDMARK_BOX_RATIO = 1.3  # measured on the mean face: 1.18-1.43 over yaw 0-85 and pitch 0-25 degrees
+
+
+class RegressEstimator:
+    """Detect -> crop -> network (``passes`` times) -> :class:`FaceEstimate` in about a millisecond per pass.
+
+    Args:
+        model: the face model the network was trained for.
+        weights: a shipped weights name or a ``.safetensors`` path.
+        passes: 1 (crop from the detector) or 2 (crop again around the first estimate).
+        threads: ONNX Runtime threads.
+        home: where the exported ONNX graph is cached (default ``$FACERECON_HOME``).
+
+    Raises:
+        WeightsError: missing or corrupt weights, or weights for another face model.
+    """
+
+    name = "regress"
+
+    def __init__(self, model: FaceModel, weights: str | os.PathLike[str] = DEFAULT_WEIGHTS, passes: int = 2,
+                 threads: int = 1, home: str | os.PathLike[str] | None = None) -> None:  # fmt: skip
+        from facerecon.nets.onnx import OnnxRegressor, export_onnx
+        from facerecon.nets.weights import load_shipped, load_weights
+
+        if passes not in (1, 2):
+            raise ValueError(f"passes: expected 1 or 2, got {passes!r}")
+        sha = model.info.get("source_sha256")
+        path = Path(weights)
+        loaded = load_weights(path, face_model_sha256=sha) if path.suffix == ".safetensors" else load_shipped(str(weights), face_model_sha256=sha)
+        graph = Path(home or facerecon_home()) / "nets" / f"regressor-{loaded.sha256[:16]}.onnx"
+        if not graph.exists():
+            graph.parent.mkdir(parents=True, exist_ok=True)
+            export_onnx(loaded.model.eval(), graph)
+        self.network = OnnxRegressor(graph, threads=threads)
+        self.size = loaded.config.input_size
+        self.model = model
+        self.passes = passes
+        self.metrics = loaded.metrics
+        self._landmarks = model.landmarks("ibug68").vertex_indices.cpu()
+        self._box_n = model.submesh(BOX_SUBMESH).vertex_count
+
+    def close(self) -> None:
+        pass
+
+    def estimate(self, image: np.ndarray, detection: Detection, camera: PerspectiveCamera,
+                 init: FaceEstimate | None = None) -> FaceEstimate:  # fmt: skip
+        """Regress the face of ``detection`` (``init`` is not used: the network needs no start)."""
+        timings: dict[str, float] = {}
+        with timed(timings, "regress"):
+            box = CropBox.around(detection.to_ibug68(), BOX_SCALE * LANDMARK_BOX_RATIO)
+            for _ in range(self.passes):
+                out, crop_cam = self._run(image, camera, box)
+                pose = CropPose(out.rotation.double(), out.centre.double(), out.log_scale.double())
+                rotation, translation = pose_from_crop(pose, crop_cam,
+                                                       torch.zeros(3, dtype=torch.float64))  # fmt: skip
+                rotation, translation = rotation[0].float(), translation[0].float()
+                identity, expression = out.identity[0], out.expression[0]
+                face = self.model(identity[None], expression[None], submesh="face")[0]
+                cam = face[: self._box_n] @ rotation.T + translation
+                if not torch.isfinite(cam).all():
+                    raise FitDivergedError("the regressed face has non-finite vertices")
+                front = cam[:, 2] > 1.0
+                if bool(front.float().mean() > 0.5):  # else keep the box: the estimate is too far off to re-crop
+                    box = CropBox.around(camera.to(dtype=cam.dtype).project(cam[None, front])[0].numpy(), BOX_SCALE)
+        vertices = self.model(identity[None], expression[None], submesh="head")[0]
+        return FaceEstimate(method=self.name, camera=camera, identity=identity, expression=expression, rotation=rotation,
+                            translation=translation, vertices=vertices, sh=out.sh[0].float(),
+                            confidence=float(out.confidence[0]), stages=("regress",), timings_ms=timings,
+                            losses={"regress": {"confidence": float(out.confidence[0])}})  # fmt: skip
+
+    def _run(self, image: np.ndarray, camera: PerspectiveCamera, box: CropBox):
+        crop = crop_image(image, box, self.size)[None]
+        return self.network(crop), crop_camera(camera, [box], self.size)
