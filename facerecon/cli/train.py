@@ -32,6 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     corpus.add_argument("--config", type=Path, help="a corpus config JSON (facerecon.train.corpus.CorpusConfig)")
     corpus.add_argument("--views", type=int, help="views per subject (overrides the config)")
     corpus.add_argument("--frames-per-clip", type=int, default=4, help="frames taken from each video (default: %(default)s)")
+    corpus.add_argument("--workers", type=int, default=1, help="rendering processes (default: %(default)s)")
     corpus.add_argument("--quiet", action="store_true", help="no progress bars")
     corpus.set_defaults(func=run_corpus)
 
@@ -72,7 +73,7 @@ def run_corpus(args: argparse.Namespace) -> int:
         return _usage(f"no face in the {args.split} split's {len(sources)} pictures")
     with tqdm(total=len(report.subjects), desc=f"rendering {args.split}", unit="subject", disable=args.quiet,
               file=sys.stderr) as bar:  # fmt: skip
-        written = write_corpus(model, report.subjects, args.output, config, split=args.split,
+        written = write_corpus(model, report.subjects, args.output, config, split=args.split, workers=args.workers,
                                progress=lambda done, total: bar.update(done - bar.n))  # fmt: skip
     print(f"{args.output}: {len(written.views)} subjects, {sum(written.views.values())} face views "
           f"({len(written.reused)} shards reused), {len(report.failures)} pictures without a face")  # fmt: skip

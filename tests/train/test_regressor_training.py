@@ -162,3 +162,16 @@ def test_regress_estimator_refuses_bad_weights(face_model, tmp_path) -> None:
     bad.write_bytes(b"\x00" * 100)
     with pytest.raises(WeightsError):
         create_estimator("regress", face_model, weights=str(bad), home=str(tmp_path))
+
+
+def test_corpus_workers_write_the_same_shards(face_model, faces_dir, tmp_path) -> None:
+    subjects = [_subject(face_model, faces_dir, f"w{k}", (0.8, 0.6, 0.5)) for k in range(2)]
+    config = dataclasses.replace(TINY_CORPUS, views_per_subject=3)
+    write_corpus(face_model, subjects, tmp_path / "one", config)
+    report = write_corpus(face_model, subjects, tmp_path / "two", config, workers=2)
+    assert report.views == {"w0": 3, "w1": 3}
+    for name in ("w0", "w1"):
+        a, b = ViewBatch.load(tmp_path / "one" / "shards" / f"{name}.npz"), ViewBatch.load(tmp_path / "two" / "shards" / f"{name}.npz")
+        assert all(np.array_equal(getattr(a, k), getattr(b, k)) for k in ViewBatch.FIELDS)
+    again = write_corpus(face_model, subjects, tmp_path / "two", config, workers=2)
+    assert set(again.reused) == {"w0", "w1"}
