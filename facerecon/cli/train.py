@@ -33,6 +33,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     corpus.add_argument("--views", type=int, help="views per subject (overrides the config)")
     corpus.add_argument("--frames-per-clip", type=int, default=4, help="frames taken from each video (default: %(default)s)")
     corpus.add_argument("--workers", type=int, default=1, help="rendering processes (default: %(default)s)")
+    corpus.add_argument("--part", metavar="K/N", help="only fit every N-th picture from the K-th (0-based) into the cache, "
+                        "and render nothing: run N such processes at once, then once without --part")
     corpus.add_argument("--quiet", action="store_true", help="no progress bars")
     corpus.set_defaults(func=run_corpus)
 
@@ -62,6 +64,11 @@ def run_corpus(args: argparse.Namespace) -> int:
         if args.views is not None:
             config = CorpusConfig.from_json(json.dumps({**json.loads(config.to_json()), "views_per_subject": args.views}))
         sources = split_sources(args.data, args.split, frames_per_clip=args.frames_per_clip)
+        if args.part:
+            k, n = (int(v) for v in args.part.split("/"))
+            if not 0 <= k < n:
+                raise ValueError(f"--part: expected K/N with 0 <= K < N, got {args.part}")
+            sources = sources[k::n]
     except (OSError, ValueError, TypeError) as err:
         return _usage(str(err))
     model = load_model(progress=not args.quiet)
@@ -71,6 +78,9 @@ def run_corpus(args: argparse.Namespace) -> int:
         print(f"facerecon: {name}: {reason}", file=sys.stderr)
     if not report.subjects:
         return _usage(f"no face in the {args.split} split's {len(sources)} pictures")
+    if args.part:
+        print(f"{args.output / 'subjects'}: {len(report.subjects)} subjects of part {args.part}")
+        return ExitCode.PARTIAL if report.failures else ExitCode.OK
     with tqdm(total=len(report.subjects), desc=f"rendering {args.split}", unit="subject", disable=args.quiet,
               file=sys.stderr) as bar:  # fmt: skip
         written = write_corpus(model, report.subjects, args.output, config, split=args.split, workers=args.workers,
