@@ -294,10 +294,8 @@ class Reconstructor:
         return ImageResult(name, tuple(results), tuple(skipped), detect_ms)
 
     def camera_for(self, image: np.ndarray, focal_35mm: float | None = None) -> PerspectiveCamera:
-        """The photo's camera: centred, square pixels, the EXIF 35 mm focal length or the default one (float64)."""
-        height, width = image.shape[:2]
-        focal = focal_px_from_35mm(focal_35mm or self.options.default_focal_35mm, width, height)
-        return PerspectiveCamera.from_focal(focal, width, height, dtype=torch.float64)
+        """The photo's camera (:func:`photo_camera` with this reconstructor's default focal length)."""
+        return photo_camera(image, focal_35mm, self.options.default_focal_35mm)
 
     def reconstruct_face(
         self,
@@ -539,6 +537,14 @@ def reconstruct(
 
 
 # ------------------------------------------------------------------------------------------------- helpers
+def photo_camera(image: np.ndarray, focal_35mm: float | None = None, default_focal_35mm: float = 50.0) -> PerspectiveCamera:
+    """A photo's camera: centred, square pixels, the EXIF 35 mm focal length or ``default_focal_35mm`` (float64,
+    so the focal length in px is exact)."""
+    height, width = image.shape[:2]
+    focal = focal_px_from_35mm(focal_35mm or default_focal_35mm, width, height)
+    return PerspectiveCamera.from_focal(focal, width, height, dtype=torch.float64)
+
+
 def _make_estimator(model: FaceModel, options: ReconstructOptions) -> Estimator:
     """The estimator ``options.method`` with its options (the fit's from the stage settings)."""
     if options.method == "fit":
