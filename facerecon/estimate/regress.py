@@ -13,6 +13,7 @@ ONNX graph is exported from them once into ``$FACERECON_HOME/nets/`` and reused.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -86,24 +87,33 @@ class RegressEstimator:
             box = CropBox.around(detection.to_ibug68(), BOX_SCALE * LANDMARK_BOX_RATIO)
             for _ in range(self.passes):
                 out, crop_cam = self._run(image, camera, box)
-                pose = CropPose(out.rotation.double(), out.centre.double(), out.log_scale.double())
-                rotation, translation = pose_from_crop(pose, crop_cam,
-                                                       torch.zeros(3, dtype=torch.float64))  # fmt: skip
-                rotation, translation = rotation[0].float(), translation[0].float()
-                identity, expression = out.identity[0], out.expression[0]
-                face = self.model(identity[None], expression[None], submesh="face")[0]
-                cam = face[: self._box_n] @ rotation.T + translation
-                if not torch.isfinite(cam).all():
-                    raise FitDivergedError("the regressed face has non-finite vertices")
-                front = cam[:, 2] > 1.0
-                if bool(front.float().mean() > 0.5):  # else keep the box: the estimate is too far off to re-crop
-                    box = CropBox.around(camera.to(dtype=cam.dtype).project(cam[None, front])[0].numpy(), BOX_SCALE)
+                estimate, box, _ = self._decode(out, crop_cam, camera, box)
+        return replace(estimate, timings_ms=timings)
+
+    def _decode(self, out, crop_cam: PerspectiveCamera, camera: PerspectiveCamera,
+                box: CropBox) -> tuple[FaceEstimate, CropBox, np.ndarray]:  # fmt: skip
+        """The estimate of one network output, the crop box around its projected face (the old one when the face is
+        too far off to re-crop), and its 68 landmarks in the photo ``(68, 2)`` px."""
+        pose = CropPose(out.rotation.double(), out.centre.double(), out.log_scale.double())
+        rotation, translation = pose_from_crop(pose, crop_cam, torch.zeros(3, dtype=torch.float64))
+        rotation, translation = rotation[0].float(), translation[0].float()
+        identity, expression = out.identity[0], out.expression[0]
         vertices = self.model(identity[None], expression[None], submesh="head")[0]
-        return FaceEstimate(method=self.name, camera=camera, identity=identity, expression=expression, rotation=rotation,
-                            translation=translation, vertices=vertices, sh=out.sh[0].float(),
-                            confidence=float(out.confidence[0]), stages=("regress",), timings_ms=timings,
-                            losses={"regress": {"confidence": float(out.confidence[0])}})  # fmt: skip
+        cam = vertices[: self._box_n] @ rotation.T + translation
+        if not torch.isfinite(cam).all():
+            raise FitDivergedError("the regressed face has non-finite vertices")
+        project = camera.to(dtype=cam.dtype).project
+        front = cam[:, 2] > 1.0
+        if bool(front.float().mean() > 0.5):
+            box = CropBox.around(project(cam[None, front])[0].numpy(), BOX_SCALE)
+        landmarks = project((vertices[self._landmarks] @ rotation.T + translation)[None])[0].double().numpy()
+        estimate = FaceEstimate(method=self.name, camera=camera, identity=identity, expression=expression,
+                                rotation=rotation, translation=translation, vertices=vertices, sh=out.sh[0].float(),
+                                confidence=float(out.confidence[0]), stages=("regress",),
+                                losses={"regress": {"confidence": float(out.confidence[0])}})  # fmt: skip
+        return estimate, box, landmarks
 
     def _run(self, image: np.ndarray, camera: PerspectiveCamera, box: CropBox):
         crop = crop_image(image, box, self.size)[None]
         return self.network(crop), crop_camera(camera, [box], self.size)
+
