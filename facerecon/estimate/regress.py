@@ -88,17 +88,18 @@ class RegressEstimator:
             for _ in range(self.passes):
                 out, crop_cam = self._run(image, camera, box)
                 estimate, box, _ = self._decode(out, crop_cam, camera, box)
-        return replace(estimate, timings_ms=timings)
+            head = self.model(estimate.identity[None], estimate.expression[None], submesh="head")[0]
+        return replace(estimate, vertices=head, timings_ms=timings)
 
     def _decode(self, out, crop_cam: PerspectiveCamera, camera: PerspectiveCamera,
                 box: CropBox) -> tuple[FaceEstimate, CropBox, np.ndarray]:  # fmt: skip
-        """The estimate of one network output, the crop box around its projected face (the old one when the face is
-        too far off to re-crop), and its 68 landmarks in the photo ``(68, 2)`` px."""
+        """The estimate of one network output (its ``vertices`` the ``face`` sub-mesh), the crop box around its projected
+        face (the old one when the face is too far off to re-crop), and its 68 landmarks in the photo ``(68, 2)`` px."""
         pose = CropPose(out.rotation.double(), out.centre.double(), out.log_scale.double())
         rotation, translation = pose_from_crop(pose, crop_cam, torch.zeros(3, dtype=torch.float64))
         rotation, translation = rotation[0].float(), translation[0].float()
         identity, expression = out.identity[0], out.expression[0]
-        vertices = self.model(identity[None], expression[None], submesh="head")[0]
+        vertices = self.model(identity[None], expression[None], submesh="face")[0]  # the head only at the end
         cam = vertices[: self._box_n] @ rotation.T + translation
         if not torch.isfinite(cam).all():
             raise FitDivergedError("the regressed face has non-finite vertices")
