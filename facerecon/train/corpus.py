@@ -17,7 +17,8 @@ rendered into square crops with exact ground truth. A view draws
   in a share of the views (the subject's textures carried over, as textures live in UV space);
 * a background: a random square of another photo of the same split.
 
-A few crops hold no face (background only) so that the confidence output learns to say so.
+A few crops hold no face (a square of a photo clear of the faces the detector finds in it) so that the confidence
+output learns to say so.
 
 Generation is deterministic given the seed: each subject's views come from its own generator seeded by
 ``(seed, subject index)``. The corpus is a folder: ``shards/<subject>.npz`` (one per subject, written atomically,
@@ -205,33 +206,83 @@ def _random_light(rng: np.random.Generator) -> np.ndarray:
     return sh.numpy()
 
 
-def background_pool(subjects: Sequence[SubjectAppearance], size: int) -> list[np.ndarray]:
-    """The subjects' photos shrunk (area-averaged) so their short side is at most ``3 * size``: a background crop
-    needs no more, and cropping a large photo costs more than rendering the head."""
+@dataclass(frozen=True, eq=False)
+class Background:
+    """A background photo: ``image (H, W, 3)`` uint8 RGB and the boxes of the faces in it, ``face_boxes (M, 4)``
+    ``[x0, y0, x1, y1]`` px (face-free crops, the confidence's negatives, stay clear of them)."""
+
+    image: np.ndarray
+    face_boxes: np.ndarray
+
+
+def background_pool(subjects: Sequence[SubjectAppearance], size: int, *, find_faces: bool = True) -> list[Background]:
+    """The subjects' photos (each once) shrunk (area-averaged) so their short side is at most ``3 * size``: a
+    background crop needs no more, and cropping a large photo costs more than rendering the head. With
+    ``find_faces``, the faces in each are found by the MediaPipe detector (any it misses stay possible in a
+    negative crop)."""
+    # Subjects of one photo share it; read back from a cache, they hold equal copies: keyed by a sparse sample.
+    unique = list({(p.photo.shape, p.photo[::37, ::37].tobytes()): p.photo for p in subjects}.values())
+    detector = None
+    if find_faces:
+        from facerecon.detect import create_detector
+
+        detector = create_detector("mediapipe", max_faces=20)
     out = []
-    for photo in dict.fromkeys(id(p.photo) for p in subjects):
-        image = next(p.photo for p in subjects if id(p.photo) == photo)
-        scale = 3 * size / min(image.shape[:2])
-        if scale < 1.0:
-            image = cv2.resize(image, (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))),
-                               interpolation=cv2.INTER_AREA)  # fmt: skip
-        out.append(image)
+    try:
+        for image in unique:
+            boxes = np.array([d.box for d in detector.detect(image)]).reshape(-1, 4) if detector else np.zeros((0, 4))
+            scale = 3 * size / min(image.shape[:2])
+            if scale < 1.0:
+                image = cv2.resize(image, (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))),
+                                   interpolation=cv2.INTER_AREA)  # fmt: skip
+                boxes = boxes * scale
+            out.append(Background(image, boxes))
+    finally:
+        if detector is not None:
+            detector.close()
     return out
 
 
-def _background(rng: np.random.Generator, photos: Sequence[np.ndarray], size: int) -> np.ndarray:
-    """``(3, size, size)`` float32: a random square of a random photo."""
-    photo = photos[int(rng.integers(len(photos)))]
+def _square(rng: np.random.Generator, photo: np.ndarray) -> tuple[float, float, float]:
+    """A random square of ``photo``: ``(centre u, centre v, side)`` px, side 30-100 % of the short side."""
     h, w = photo.shape[:2]
     side = rng.uniform(0.3, 1.0) * min(h, w)
-    u = rng.uniform(side / 2, w - side / 2)
-    v = rng.uniform(side / 2, h - side / 2)
-    out = crop_image(photo, CropBox(u - 0.5, v - 0.5, side), size)
+    return rng.uniform(side / 2, w - side / 2), rng.uniform(side / 2, h - side / 2), side
+
+
+def _clear_of_faces(u: float, v: float, side: float, boxes: np.ndarray) -> bool:
+    """True when the square covers under 15 % of every face box and contains no face box's centre."""
+    if len(boxes) == 0:
+        return True
+    x0, y0, x1, y1 = u - side / 2, v - side / 2, u + side / 2, v + side / 2
+    iw = np.clip(np.minimum(x1, boxes[:, 2]) - np.maximum(x0, boxes[:, 0]), 0, None)
+    ih = np.clip(np.minimum(y1, boxes[:, 3]) - np.maximum(y0, boxes[:, 1]), 0, None)
+    area = np.maximum((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), 1e-6)
+    cu, cv = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+    inside = (cu > x0) & (cu < x1) & (cv > y0) & (cv < y1)
+    return bool(np.all(iw * ih / area < 0.15) and not inside.any())
+
+
+def _background(rng: np.random.Generator, photos: Sequence[Background], size: int, *, face_free: bool = False) -> np.ndarray:
+    """``(3, size, size)`` float32: a random square of a random photo (``face_free``: one clear of its faces,
+    drawn up to 50 times)."""
+    for _ in range(50):
+        photo = photos[int(rng.integers(len(photos)))]
+        u, v, side = _square(rng, photo.image)
+        if not face_free or _clear_of_faces(u, v, side, photo.face_boxes):
+            break
+        side *= 0.4  # a smaller square about the same point before another photo
+        u = float(np.clip(u, side / 2, photo.image.shape[1] - side / 2))
+        v = float(np.clip(v, side / 2, photo.image.shape[0] - side / 2))
+        if _clear_of_faces(u, v, side, photo.face_boxes):
+            break
+    out = crop_image(photo.image, CropBox(u - 0.5, v - 0.5, side), size)
     return out[:, :, ::-1].copy() if rng.random() < 0.5 else out
 
 
 def render_views(model: FaceModel, subject: SubjectAppearance, pool: Sequence[SubjectAppearance],
-                 config: CorpusConfig, rng: np.random.Generator, count: int) -> ViewBatch:  # fmt: skip
+                 config: CorpusConfig, rng: np.random.Generator, count: int, *,
+                 backgrounds: Sequence[Background] | None = None) -> ViewBatch:  # fmt: skip
     """Render ``count`` views of ``subject`` (plus the configured share of face-free crops).
 
     Args:
@@ -241,12 +292,13 @@ def render_views(model: FaceModel, subject: SubjectAppearance, pool: Sequence[Su
         config: how views are drawn.
         rng: the generator (the caller seeds it per subject).
         count: face views.
+        backgrounds: the background photos (default: :func:`background_pool` of ``pool``, faces found).
     """
     s = config.crop_size
     n_photo = VIRTUAL_PHOTO_PX
     landmark_index = model.landmarks("ibug68").vertex_indices.cpu()
     box_n = model.submesh(BOX_SUBMESH).vertex_count
-    photos = background_pool(pool, s)
+    photos = list(backgrounds) if backgrounds is not None else background_pool(pool, s)
     rows: list[dict[str, np.ndarray]] = []
     for _ in range(count):
         if rng.random() < config.paper_yaw_fraction:
@@ -305,7 +357,7 @@ def render_views(model: FaceModel, subject: SubjectAppearance, pool: Sequence[Su
         })  # fmt: skip
     negatives = int(round(count * config.negative_fraction))
     for _ in range(negatives):
-        crop = (_background(rng, photos, s).transpose(1, 2, 0) * 255.0).round().astype(np.uint8)
+        crop = (_background(rng, photos, s, face_free=True).transpose(1, 2, 0) * 255.0).round().astype(np.uint8)
         rows.append({"crops": crop, "is_face": np.bool_(False), "identity": np.zeros(model.identity_count, np.float32),
                      "expression": np.zeros(model.expression_count, np.float32), "sh": np.zeros((9, 3), np.float32),
                      "rotation": np.eye(3, dtype=np.float32), "centre": np.zeros(2, np.float32),
@@ -332,11 +384,12 @@ def _render_shard(index: int) -> tuple[str, int]:
     return _render_one(*_FORKED["args"], index)
 
 
-def _render_one(model: FaceModel, subjects: Sequence[SubjectAppearance], config: CorpusConfig, root: Path,
-                index: int) -> tuple[str, int]:  # fmt: skip
+def _render_one(model: FaceModel, subjects: Sequence[SubjectAppearance], backgrounds: Sequence[Background],
+                config: CorpusConfig, root: Path, index: int) -> tuple[str, int]:  # fmt: skip
     """Render subject ``index``'s views (its own generator) into its shard; ``(name, face views)``."""
     subject = subjects[index]
-    batch = render_views(model, subject, subjects, config, np.random.default_rng([config.seed, index]), config.views_per_subject)
+    rng = np.random.default_rng([config.seed, index])
+    batch = render_views(model, subject, subjects, config, rng, config.views_per_subject, backgrounds=backgrounds)
     batch.save(root / "shards" / f"{subject.name}.npz")
     return subject.name, int(batch.is_face.sum())
 
@@ -365,7 +418,7 @@ def write_corpus(model: FaceModel, subjects: Sequence[SubjectAppearance], folder
         else:
             todo.append(index)
     done = len(reused)
-    _FORKED["args"] = (model, list(subjects), config, root)
+    _FORKED["args"] = (model, list(subjects), background_pool(subjects, config.crop_size) if todo else [], config, root)
     try:
         if workers > 1 and len(todo) > 1:
             import multiprocessing
@@ -377,7 +430,7 @@ def write_corpus(model: FaceModel, subjects: Sequence[SubjectAppearance], folder
                         progress(done, len(subjects))
         else:
             for index in todo:
-                name, count = _render_one(model, subjects, config, root, index)
+                name, count = _render_one(*_FORKED["args"], index)
                 views[name], done = count, done + 1
                 if progress is not None:
                     progress(done, len(subjects))

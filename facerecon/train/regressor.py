@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 import safetensors.torch
 import torch
@@ -39,6 +40,16 @@ YAW_BINS_DEG = ((0.0, 30.0), (30.0, 60.0), (60.0, 90.01))
 
 
 @dataclass(frozen=True)
+class Degrade:
+    """Shares of the training crops degraded as real photos are (0 turns one off; see :func:`degrade`)."""
+
+    blur: float = 0.0
+    noise: float = 0.0
+    occlusion: float = 0.0
+    grey: float = 0.0
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Everything a training run depends on (written beside its checkpoints and into the weights' metadata).
 
@@ -50,6 +61,9 @@ class TrainConfig:
         grad_clip: the gradient's global norm is clipped to this.
         loss: the loss weights.
         colour_jitter: strength of the per-crop brightness / contrast / saturation / gamma augmentation.
+        degrade: the share of crops blurred (down- and up-sampled, as a small or out-of-focus face), the share
+            given sensor noise, the share with an occluder (a rectangle of another crop or of one colour, as a
+            hand, hair or glasses), and the share turned grey; see :func:`degrade`.
         eval_every / checkpoint_every: in steps.
         seed: the run's seed.
         threads: torch intra-op threads (None: torch's default).
@@ -66,6 +80,7 @@ class TrainConfig:
     grad_clip: float = 5.0
     loss: LossWeights = field(default_factory=LossWeights)
     colour_jitter: float = 0.25
+    degrade: Degrade = field(default_factory=lambda: Degrade())
     eval_every: int = 500
     checkpoint_every: int = 500
     seed: int = 0
@@ -88,6 +103,8 @@ class TrainConfig:
             values["network"] = RegressorConfig.from_json(json.dumps(values["network"]))
         if "loss" in values:
             values["loss"] = LossWeights(**values["loss"])
+        if "degrade" in values:
+            values["degrade"] = Degrade(**values["degrade"])
         return cls(**values)
 
 
@@ -146,6 +163,43 @@ def augment(images: torch.Tensor, strength: float, generator: torch.Generator) -
     out = mean + (out - mean) * factor(0.8)  # contrast
     out = out * factor(0.8)  # brightness
     return out.clamp(0.0, 1.0).pow(factor(0.6))  # gamma
+
+
+def degrade(images: torch.Tensor, shares: Degrade, generator: torch.Generator) -> torch.Tensor:
+    """Degrade crops ``(B, 3, S, S)`` in [0, 1] as real photos are; the targets stay as they are.
+
+    * blur: down-sampled (area) to 25-70 % of the side and back up (bilinear), a small or soft face;
+    * noise: Gaussian, standard deviation uniform in [0, 0.05];
+    * occlusion: a rectangle 15-50 % of the side each way, somewhere over the crop, filled with the same
+      rectangle of the next crop in the batch (a textured occluder) or one random colour;
+    * grey: the luminance in all three channels.
+    """
+    b, _, s, _ = images.shape
+    out = images.clone()
+
+    def chosen(share: float) -> torch.Tensor:
+        return torch.nonzero(torch.rand(b, generator=generator) < share)[:, 0]
+
+    for i in chosen(shares.blur).tolist():
+        side = max(8, int(s * (0.25 + 0.45 * float(torch.rand(1, generator=generator)))))
+        small = cv2.resize(out[i].permute(1, 2, 0).numpy(), (side, side), interpolation=cv2.INTER_AREA)
+        out[i] = torch.from_numpy(cv2.resize(small, (s, s), interpolation=cv2.INTER_LINEAR)).permute(2, 0, 1)
+    noisy = chosen(shares.noise)
+    if len(noisy):
+        sd = 0.05 * torch.rand(len(noisy), 1, 1, 1, generator=generator)
+        out[noisy] = out[noisy] + sd * torch.randn(out[noisy].shape, generator=generator)
+    for i in chosen(shares.occlusion).tolist():
+        h, w = (int(s * (0.15 + 0.35 * float(x))) for x in torch.rand(2, generator=generator))
+        y, x = (int((s - d) * float(r)) for d, r in zip((h, w), torch.rand(2, generator=generator)))
+        if float(torch.rand(1, generator=generator)) < 0.5:
+            out[i, :, y : y + h, x : x + w] = images[(i + 1) % b, :, y : y + h, x : x + w]
+        else:
+            out[i, :, y : y + h, x : x + w] = torch.rand(3, 1, 1, generator=generator)
+    grey = chosen(shares.grey)
+    if len(grey):
+        luma = (out[grey] * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        out[grey] = luma.expand(-1, 3, -1, -1)
+    return out.clamp(0.0, 1.0)
 
 
 def learning_rate(step: int, config: TrainConfig) -> float:
@@ -276,7 +330,8 @@ def train_regressor(model: FaceModel, config: TrainConfig, out_dir: str | os.Pat
     net.train()
     while step < config.steps:
         index = batch_index(step, config, len(train))
-        images = augment(train.images(index), config.colour_jitter, torch.Generator().manual_seed(config.seed * 7919 + step))
+        generator = torch.Generator().manual_seed(config.seed * 7919 + step)
+        images = degrade(augment(train.images(index), config.colour_jitter, generator), config.degrade, generator)
         for group in optimiser.param_groups:
             group["lr"] = learning_rate(step, config)
         loss, terms = supervised_loss(net(images.to(dev)), _to(train.targets(index), dev), subset, config.loss)
