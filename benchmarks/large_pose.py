@@ -12,6 +12,8 @@ AFLW2000-3D.
 
 Usage:
     FACERECON_HOME=... python benchmarks/large_pose.py [--photos 3] [--yaws -90,-60,...] [--methods mediapipe,dlib,facerecon]
+
+A method may carry options as ``name:key=value:key=value`` (e.g. ``fit:start=auto``, ``regress:weights=PATH``).
 """
 
 from __future__ import annotations
@@ -43,6 +45,13 @@ def contact_sheet(folder: Path, out: Path, subjects: list[str], yaws: list[float
     cv2.imwrite(str(out), np.concatenate(rows, 0))
 
 
+def _number_or_text(value: str) -> float | str:
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--photos", type=int, default=3, help="how many of the shared photos to use")
@@ -72,7 +81,9 @@ def main() -> None:
     results = {}
     for name in args.methods.split(","):
         t = time.perf_counter()
-        with create_method(name) as method:
+        method_name, *pairs = name.split(":")
+        options = {k: _number_or_text(v) for k, v in (pair.split("=", 1) for pair in pairs)}
+        with create_method(method_name, **options) as method:
             rep = evaluate_aflw2000(samples, method, method_name=name, dataset=str(out / "aflw2000"))
         results[name] = (rep, time.perf_counter() - t)
 

@@ -1,6 +1,8 @@
 """The learned regressor against the optimisation fit, on validation people only (``../shared/data/faces``).
 
-Usage: python benchmarks/regressor.py [--weights regressor-128-v1|PATH] [--corpus corpus/val] [--limit N]
+Usage: python benchmarks/regressor.py [--weights NAME|PATH[,NAME|PATH...]] [--corpus corpus/val] [--limit N]
+
+Several weights (comma-separated: e.g. the previous and the new shipped ones) are measured in the same run.
 
 Prints, in one run:
 
@@ -8,10 +10,11 @@ Prints, in one run:
    --split val``: faces/ re-rendered at yaws to 90 degrees, pitch to 35, roll): 68-landmark NME (% of the
    landmarks' box, AFLW2000-3D style) and median head-pose error by yaw bin, and the share the confidence
    output calls a face. Targets: NME <= 3 / 3.5 / 4.5 %, pose error <= 3 degrees in every bin.
-2. **Real validation photos**: for each method (``fit``: today's default, ``regress``: detect + network) the median
+2. **Real validation photos**: for each method (``fit``: today's default, ``regress``: detect + network, ``fit
+   start=auto``: the fit started from the regressor where it sees a large yaw) the median
    landmark error against the detector's 68 points (px) and the photometric error of the face re-rendered with its
-   own light, and the time per face of the estimate alone and of detection + estimate (target: fast path
-   <= 10 ms per face).
+   own light, the time per face of the estimate alone and of detection + estimate (target: fast path
+   <= 10 ms per face), and the regressor's confidence on these real faces.
 
 The network alone (ONNX Runtime, batch 1 on one thread, and batched) is timed by ``benchmarks/regressor_speed.py``;
 the detection-inclusive large-pose benchmark is ``benchmarks/large_pose.py --methods mediapipe,fit,regress``.
@@ -41,7 +44,7 @@ def synthetic(weights: str, corpus: Path) -> None:
     val = Corpus(corpus)
     with torch.no_grad():
         figures = evaluate(loaded.model, val, VertexSubset(model))
-    print(f"## Synthetic validation views ({int(figures['faces'])} faces, {len(val)} crops)")
+    print(f"## {weights}: synthetic validation views ({int(figures['faces'])} faces, {len(val)} crops)")
     print("| yaw bin | NME % | head-pose error median (deg) |")
     print("|---|---|---|")
     for lo, hi in ((0, 30), (30, 60), (60, 90)):
@@ -51,7 +54,7 @@ def synthetic(weights: str, corpus: Path) -> None:
     print(f"confidence right on {100 * figures['confidence_accuracy']:.1f} % of the crops (faces and face-free crops)\n")
 
 
-def real_photos(weights: str, limit: int) -> None:
+def real_photos(weights: list[str], limit: int) -> None:
     import numpy as np
 
     from facerecon.detect import create_detector
@@ -64,10 +67,13 @@ def real_photos(weights: str, limit: int) -> None:
     images = [read_image(p) for p in paths]
     detector = create_detector("mediapipe")
     rows = []
-    for method, extra in (("fit", {}), ("regress", {"weights": weights})):
+    methods = [("fit", "fit", {})]
+    methods += [(f"regress {w}", "regress", {"weights": w}) for w in weights]
+    methods += [("fit start=auto", "fit", {"start": "auto", "regressor_weights": weights[-1]})]
+    for label, method, extra in methods:
         options = ReconstructOptions(method=method, method_options=extra, render_images=False, details=False,
                                      texture_completion=False, faces="largest")  # fmt: skip
-        lm, photo, est_ms, path_ms = [], [], [], []
+        lm, photo, est_ms, path_ms, confidence = [], [], [], [], []
         with Reconstructor(model, options, detector=detector) as rec:
             rec.run(images[0])  # warm-up (JIT, ONNX session)
             for image in images:
@@ -78,29 +84,35 @@ def real_photos(weights: str, limit: int) -> None:
                 estimate = rec.estimator.estimate(image, faces[0], rec.camera_for(image))
                 path_ms.append((time.perf_counter() - start) * 1000)
                 est_ms.append(sum(estimate.timings_ms.values()))
+                confidence.append(estimate.confidence)
                 out = rec.reconstruct_face(image, faces[0])
                 lm.append(out.landmark_error_px / max(out.detection.box_size, 1e-9))
                 photo.append(out.photometric_error)
-        rows.append((method, len(lm), statistics.median(lm) * 100, float(np.mean(photo)), statistics.median(est_ms),
-                     statistics.median(path_ms)))  # fmt: skip
+        rows.append((label, len(lm), statistics.median(lm) * 100, float(np.mean(photo)), statistics.median(est_ms),
+                     statistics.median(path_ms), min(confidence), float(np.mean(np.array(confidence) > 0.5))))  # fmt: skip
     detector.close()
     print(f"## Real validation photos ({len(images)} of faces/, the largest face each)")
-    print("| method | faces | landmark error vs detections (median, % of box) | photometric error (mean) | estimate ms (median) | detect + estimate ms |")
-    print("|---|---|---|---|---|---|")
-    for method, n, lm, ph, est, total in rows:
-        print(f"| {method} | {n} | {lm:.2f} | {ph:.4f} | {est:.1f} | {total:.1f} |")
-    fit, reg = rows
-    print(f"\nregress / fit: estimate time {reg[4] / fit[4]:.3f}x, detect + estimate {reg[5] / fit[5]:.3f}x")
+    print("| method | faces | landmark error vs detections (median, % of box) | photometric error (mean) "
+          "| estimate ms (median) | detect + estimate ms | confidence min | confidence > 0.5 |")
+    print("|---|---|---|---|---|---|---|---|")
+    for method, n, lm, ph, est, total, cmin, cshare in rows:
+        print(f"| {method} | {n} | {lm:.2f} | {ph:.4f} | {est:.1f} | {total:.1f} | {cmin:.2f} | {100 * cshare:.0f} % |")
+    fit = rows[0]
+    for row in rows[1:]:
+        print(f"{row[0]} / fit: estimate time {row[4] / fit[4]:.3f}x, detect + estimate {row[5] / fit[5]:.3f}x")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--weights", default="regressor-128-v1", help="shipped weights name or a .safetensors path")
+    parser.add_argument("--weights", default="regressor-128-v1",
+                        help="shipped weights names or .safetensors paths, comma-separated (default: %(default)s)")
     parser.add_argument("--corpus", type=Path, default=Path("corpus/val"), help="the validation corpus folder")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N photos (0: all)")
     args = parser.parse_args()
-    synthetic(args.weights, args.corpus)
-    real_photos(args.weights, args.limit)
+    weights = args.weights.split(",")
+    for w in weights:
+        synthetic(w, args.corpus)
+    real_photos(weights, args.limit)
 
 
 if __name__ == "__main__":

@@ -3,10 +3,17 @@
 Analysis-by-synthesis after paper 001 (a coarse fit from landmarks, then a dense photometric refinement) with the
 energies of paper 004; see :mod:`facerecon.fit.landmarks` and :mod:`facerecon.fit.photometric` for the stages.
 With ``init`` the landmark stage starts from that estimate's pose and coefficients instead of a PnP pose.
+
+``start`` lets the learned regressor (:mod:`facerecon.estimate.regress`) start the fit: always (``"regress"``), or
+only where the detector's landmarks are known to fail (``"auto"``: the regressor sees a yaw of at least
+``start_yaw_deg``, where MediaPipe's points compress towards the visible side and a fit that follows them
+underestimates the turn). There the fit follows the regressor's own 68 landmarks (``large_pose_targets=
+"regressor"``) or still the detector's (``"detector"``); the photometric stage then refines the face on the photo.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 import cv2
@@ -20,7 +27,11 @@ from facerecon.estimate.base import FaceEstimate
 from facerecon.fit.landmarks import LandmarkFit, LandmarkFitConfig, LandmarkFitter, ibug68_targets, mediapipe478_targets
 from facerecon.fit.photometric import PhotometricConfig, fit_photometric
 from facerecon.geometry.camera import PerspectiveCamera
+from facerecon.geometry.rotation import camera_rotation_to_head_angles
 from facerecon.models.face_model import FaceModel
+
+STARTS = ("pnp", "regress", "auto")
+LARGE_POSE_TARGETS = ("regressor", "detector")
 
 
 @dataclass(frozen=True)
@@ -32,12 +43,30 @@ class FitConfig:
         max_fit_side: the photometric stage works on a copy of the photo whose long side is at most this (px).
         landmark: settings of the landmark stage.
         photometric_stage: settings of the photometric stage.
+        start: where the landmark stage starts: ``"pnp"`` (a PnP pose of the mean face), ``"regress"`` (the
+            regressor's estimate), ``"auto"`` (the regressor's where it sees a yaw of ``start_yaw_deg`` or more).
+        start_yaw_deg: the yaw, degrees, from which ``"auto"`` starts from the regressor.
+        large_pose_targets: the landmarks a regressor-started fit follows: ``"regressor"`` (its own 68, projected)
+            or ``"detector"``.
+        regressor_weights: the regressor's weights (a shipped name or a ``.safetensors`` path).
     """
 
     photometric: bool = True
     max_fit_side: int = 1024
     landmark: LandmarkFitConfig = field(default_factory=LandmarkFitConfig)
     photometric_stage: PhotometricConfig = field(default_factory=PhotometricConfig)
+    start: str = "pnp"
+    start_yaw_deg: float = 45.0
+    large_pose_targets: str = "regressor"
+    regressor_weights: str = "regressor-128-v1"
+
+    def __post_init__(self) -> None:
+        if self.start not in STARTS:
+            raise ValueError(f"start: expected one of {', '.join(STARTS)}, got {self.start!r}")
+        if self.large_pose_targets not in LARGE_POSE_TARGETS:
+            raise ValueError(f"large_pose_targets: expected one of {', '.join(LARGE_POSE_TARGETS)}, got {self.large_pose_targets!r}")
+        if not 0.0 <= self.start_yaw_deg <= 90.0:
+            raise ValueError(f"start_yaw_deg: expected 0 to 90 degrees, got {self.start_yaw_deg!r}")
 
 
 class FitEstimator:
@@ -61,9 +90,25 @@ class FitEstimator:
             if "mediapipe478" in model.landmark_scheme_names
             else None
         )
+        self.regressor = None
+        if config.start != "pnp":
+            from facerecon.estimate.regress import RegressEstimator
+
+            self.regressor = RegressEstimator(model, config.regressor_weights)
 
     def close(self) -> None:
-        pass
+        if self.regressor is not None:
+            self.regressor.close()
+
+    def _regressed_start(self, image: np.ndarray, detection: Detection, camera: PerspectiveCamera,
+                         timings: dict[str, float]) -> FaceEstimate | None:  # fmt: skip
+        """The regressor's estimate when it starts this fit (see ``FitConfig.start``), else None."""
+        if self.regressor is None:
+            return None
+        with timed(timings, "regress"):
+            seed = self.regressor.estimate(image, detection, camera)
+        yaw = math.degrees(abs(float(camera_rotation_to_head_angles(seed.rotation.double())[1])))
+        return seed if self.config.start == "regress" or yaw >= self.config.start_yaw_deg else None
 
     def estimate(
         self, image: np.ndarray, detection: Detection, camera: PerspectiveCamera, init: FaceEstimate | None = None
@@ -73,11 +118,17 @@ class FitEstimator:
         timings: dict[str, float] = {}
         losses: dict[str, dict[str, float]] = {}
         focal, pp = float(camera.fx[0]), (float(camera.cx[0]), float(camera.cy[0]))
+        seed = self._regressed_start(image, detection, camera, timings) if init is None else None
         dense = self.dense_fitter is not None and detection.scheme == "mediapipe478"
+        if seed is not None and cfg.large_pose_targets == "regressor":
+            dense = False
         fitter = self.dense_fitter if dense else self.fitter
         with timed(timings, "landmarks"):
-            landmarks, confidence = _targets(fitter, detection, dense)
-            lm_fit = fitter.fit(landmarks, focal=focal, principal_point=pp, confidence=confidence, init=init)
+            if seed is not None and cfg.large_pose_targets == "regressor":
+                landmarks, confidence = self._projected_landmarks(seed), np.ones(68)
+            else:
+                landmarks, confidence = _targets(fitter, detection, dense)
+            lm_fit = fitter.fit(landmarks, focal=focal, principal_point=pp, confidence=confidence, init=init or seed)
         losses["landmarks"] = {"energy": lm_fit.history[-1] if lm_fit.history else float("nan"),
                                "scheme": 478.0 if dense else 68.0}  # fmt: skip
         _check_finite_fit(lm_fit)
@@ -87,7 +138,9 @@ class FitEstimator:
             rotation=torch.tensor(lm_fit.rotation, dtype=torch.float32),
             translation=torch.tensor(lm_fit.translation, dtype=torch.float32),
         )
-        stages = ["landmarks"]
+        stages = ["landmarks"] if seed is None else ["regress", "landmarks"]
+        if seed is not None:
+            losses["regress"] = dict(seed.losses.get("regress", {}))
         if cfg.photometric:
             with timed(timings, "photometric"):
                 pfit = self._photometric(image, lm_fit, landmarks, confidence, pp)
@@ -99,6 +152,13 @@ class FitEstimator:
         vertices = model(fields["identity"][None], fields["expression"][None], submesh="head")[0]
         return FaceEstimate(method=self.name, camera=camera, vertices=vertices, albedo_region=cfg.photometric_stage.fit_region,
                             stages=tuple(stages), timings_ms=timings, losses=losses, **fields)  # fmt: skip
+
+    def _projected_landmarks(self, estimate: FaceEstimate) -> np.ndarray:
+        """An estimate's 68 iBUG landmarks projected into its photo, ``(68, 2)`` px."""
+        index = self.model.landmarks("ibug68").vertex_indices.cpu()
+        verts = self.model(estimate.identity[None], estimate.expression[None], submesh="head")[0][index]
+        cam = verts.double() @ estimate.rotation.double().T + estimate.translation.double()
+        return estimate.camera.project(cam[None])[0].numpy()
 
     def _photometric(self, image: np.ndarray, lm_fit: LandmarkFit, landmarks: np.ndarray, confidence: np.ndarray,
                      pp: tuple[float, float]):  # fmt: skip

@@ -353,7 +353,8 @@ class EstimatorMethod:
         method: the estimator's name (``"fit"``: the optimisation fit).
         stages: ``"landmarks"``, ``"photometric"`` or ``"all"``.
         home: the model cache folder (None: ``$FACERECON_HOME``).
-        **method_options: the estimator's options (methods other than ``"fit"``).
+        **method_options: the estimator's options (for ``"fit"``: :class:`facerecon.estimate.fit.FitConfig`'s
+            fields other than the stages, e.g. ``start="auto"``).
     """
 
     def __init__(self, method: str = "fit", stages: str = "all", home: str | None = None, **method_options: Any) -> None:

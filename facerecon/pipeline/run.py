@@ -58,8 +58,9 @@ class ReconstructOptions:
 
     Attributes:
         method: the estimator (:func:`facerecon.estimate.available_estimators`; ``"fit"``: the optimisation fit).
-        method_options: keyword options of a method other than ``"fit"`` (the fit takes ``stages``,
-            ``max_fit_side``, ``landmark`` and ``photometric`` from these options).
+        method_options: keyword options of the method (the fit takes ``stages``, ``max_fit_side``, ``landmark``
+            and ``photometric`` from these options, and the rest of :class:`facerecon.estimate.fit.FitConfig`
+            from here, e.g. ``{"start": "auto"}``).
         stages: ``"landmarks"`` (pose, shape, expression from landmarks), ``"photometric"`` (adds light, albedo
             and the dense photometric refinement) or ``"all"`` (adds the albedo refinement of paper 001).
         faces: ``"all"`` faces of the photo, largest first, or only the ``"largest"``.
@@ -550,7 +551,7 @@ def _make_estimator(model: FaceModel, options: ReconstructOptions) -> Estimator:
     if options.method == "fit":
         return create_estimator("fit", model, photometric=options.stages in ("photometric", "all"),
                                 max_fit_side=options.max_fit_side, landmark=options.landmark,
-                                photometric_stage=options.photometric)  # fmt: skip
+                                photometric_stage=options.photometric, **options.method_options)  # fmt: skip
     return create_estimator(options.method, model, **options.method_options)
 def _refine_albedo(
     photo: torch.Tensor, screen: torch.Tensor, normals: torch.Tensor, albedo: torch.Tensor, sh: torch.Tensor, use: torch.Tensor

@@ -94,6 +94,47 @@ def test_fit_starts_from_an_init(face_model, photo_and_face) -> None:
     assert torch.linalg.norm(recovered.translation - first.translation) < 0.02 * first.translation[2]
 
 
+def test_fit_start_options_are_checked(face_model) -> None:
+    from facerecon.estimate.fit import FitConfig
+
+    with pytest.raises(ValueError, match="start"):
+        FitConfig(start="guess")
+    with pytest.raises(ValueError, match="large_pose_targets"):
+        FitConfig(large_pose_targets="both")
+    with pytest.raises(ValueError, match="start_yaw_deg"):
+        FitConfig(start="auto", start_yaw_deg=120.0)
+    with pytest.raises(ValueError, match="start"):
+        create_estimator("fit", face_model, start="sometimes")
+
+
+def test_the_regressor_starts_the_fit_where_asked(face_model, photo_and_face, tmp_path, monkeypatch) -> None:
+    """``start="regress"`` runs the regressor first and fits from it (to its own landmarks); ``"auto"`` on a
+    near-frontal face runs it but starts from PnP as before, to the same result as ``"pnp"``."""
+    monkeypatch.setenv("FACERECON_HOME", str(tmp_path))
+    image, face = photo_and_face
+    camera = PerspectiveCamera.from_focal(1200.0, image.shape[1], image.shape[0], dtype=torch.float64)
+    plain = create_estimator("fit", face_model, photometric=False).estimate(image, face, camera)
+    seeded_fit = create_estimator("fit", face_model, photometric=False, start="regress")
+    seeded = seeded_fit.estimate(image, face, camera)
+    regressed = seeded_fit.regressor.estimate(image, face, camera)
+    assert seeded.stages == ("regress", "landmarks") and "regress" in seeded.timings_ms
+    assert "confidence" in seeded.losses["regress"]
+    # It fits the regressor's landmarks: the fitted 68 points stay near the regressed ones (< 2 % of the box) ...
+    lm = face_model.landmarks("ibug68").vertex_indices
+
+    def points(est):
+        return est.camera.to(dtype=torch.float32).project((est.vertices[lm] @ est.rotation.T + est.translation)[None])[0]
+
+    assert float(torch.linalg.norm(points(seeded) - points(regressed), dim=-1).mean()) < 0.02 * face.box_size
+    # ... while the plain fit follows the detector's (the two differ by the regressor's error).
+    detected = torch.from_numpy(face.to_ibug68()).float()
+    assert float(torch.linalg.norm(points(plain) - detected, dim=-1).mean()) < float(
+        torch.linalg.norm(points(seeded) - detected, dim=-1).mean())
+    auto = create_estimator("fit", face_model, photometric=False, start="auto").estimate(image, face, camera)
+    assert auto.stages == ("landmarks",) and "regress" in auto.timings_ms
+    assert torch.equal(auto.rotation, plain.rotation) and torch.equal(auto.identity, plain.identity)
+
+
 def test_timed_adds_up() -> None:
     timings: dict[str, float] = {}
     with timed(timings, "a"):
