@@ -163,6 +163,14 @@ def check_choice(value: Any, name: str, choices: Sequence[Any]) -> None:
         raise ValueError(f"{name}: expected one of {options}, got {value!r}")
 
 
+def check_registry_name(name: Any, factory: Any) -> None:
+    """A registry entry's name (letters, digits, ``-``, ``_``) and factory (a callable)."""
+    if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_" for c in name):
+        raise ValueError(f"name: expected letters, digits, '-' or '_', got {name!r}")
+    if not callable(factory):
+        raise TypeError(f"factory: expected a callable, got {describe(factory)}")
+
+
 def check_file(path: str | os.PathLike[str], name: str) -> Path:
     """Check that ``path`` names an existing regular file and return it as a ``Path``."""
     if not isinstance(path, (str, os.PathLike)):

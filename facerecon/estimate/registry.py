@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from facerecon.core.check import check_choice, describe
+from facerecon.core.check import check_choice, check_registry_name
 from facerecon.estimate.base import Estimator
 from facerecon.models.face_model import FaceModel
 
@@ -43,10 +43,7 @@ _REGISTRY: dict[str, EstimatorInfo] = {}
 def register_estimator(name: str, factory: Callable[..., Estimator], *, description: str, gives_light: bool,
                        replace: bool = False) -> EstimatorInfo:  # fmt: skip
     """Add an estimator (``replace`` allows replacing one of the same name)."""
-    if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_" for c in name):
-        raise ValueError(f"name: expected letters, digits, '-' or '_', got {name!r}")
-    if not callable(factory):
-        raise TypeError(f"factory: expected a callable, got {describe(factory)}")
+    check_registry_name(name, factory)
     if name in _REGISTRY and not replace:
         raise ValueError(f"name: an estimator named {name!r} is registered already (pass replace=True)")
     info = EstimatorInfo(name, factory, str(description), bool(gives_light))

@@ -38,6 +38,7 @@ from facerecon.core.check import (
     check_choice,
     check_finite,
     check_index_range,
+    check_registry_name,
     check_shape,
     describe,
 )
@@ -207,10 +208,7 @@ def register_method(
     Raises:
         ValueError: a bad name, an unknown capability, or a name taken (without ``replace``).
     """
-    if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_" for c in name):
-        raise ValueError(f"name: expected letters, digits, '-' or '_', got {name!r}")
-    if not callable(factory):
-        raise TypeError(f"factory: expected a callable, got {describe(factory)}")
+    check_registry_name(name, factory)
     if isinstance(provides, str) or not provides:
         raise ValueError(f"provides: expected a non-empty sequence of {', '.join(CAPABILITIES)}, got {provides!r}")
     for cap in provides:

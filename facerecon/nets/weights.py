@@ -136,7 +136,7 @@ def _shipped() -> dict[str, NetWeights]:
         training_command=(
             "facerecon train corpus --split train --data ../shared/data -o corpus/train --views 60 --workers 2 && "
             "facerecon train corpus --split val --data ../shared/data -o corpus/val --views 24 && "
-            "facerecon train regressor --config facerecon/train/configs/regressor.json -o runs/regressor-128-v1"
+            "facerecon train regressor --config facerecon/train/configs/regressor-128-v1.json -o runs/regressor-128-v1"
         ),
     )
     return {regressor.name: regressor}

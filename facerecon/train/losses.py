@@ -82,6 +82,12 @@ class Targets:
     camera: PerspectiveCamera
     is_face: torch.Tensor
 
+    def to(self, device: torch.device | str) -> Targets:
+        """The same targets on ``device``."""
+        pose = CropPose(*(x.to(device) for x in (self.pose.rotation, self.pose.centre, self.pose.log_scale)))
+        return Targets(self.identity.to(device), self.expression.to(device), self.sh.to(device), pose,
+                       self.camera.to(device), self.is_face.to(device))  # fmt: skip
+
 
 def _project(subset: VertexSubset, identity, expression, pose: CropPose, camera: PerspectiveCamera):
     pivot = torch.tensor(PIVOT, dtype=identity.dtype)

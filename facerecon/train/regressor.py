@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
-import numpy as np
 import safetensors.torch
 import torch
 
@@ -334,7 +333,7 @@ def train_regressor(model: FaceModel, config: TrainConfig, out_dir: str | os.Pat
         images = degrade(augment(train.images(index), config.colour_jitter, generator), config.degrade, generator)
         for group in optimiser.param_groups:
             group["lr"] = learning_rate(step, config)
-        loss, terms = supervised_loss(net(images.to(dev)), _to(train.targets(index), dev), subset, config.loss)
+        loss, terms = supervised_loss(net(images.to(dev)), train.targets(index).to(dev), subset, config.loss)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
@@ -356,11 +355,3 @@ def train_regressor(model: FaceModel, config: TrainConfig, out_dir: str | os.Pat
                        training_config=json.loads(config.to_json()), metrics=metrics)  # fmt: skip
     return TrainResult(out / "regressor.safetensors", sha, metrics, tuple(history))
 
-
-def _to(targets: Targets, device: torch.device) -> Targets:
-    if device.type == "cpu":
-        return targets
-    cam = targets.camera.to(device)
-    return Targets(targets.identity.to(device), targets.expression.to(device), targets.sh.to(device),
-                   CropPose(*(x.to(device) for x in (targets.pose.rotation, targets.pose.centre, targets.pose.log_scale))),
-                   cam, targets.is_face.to(device))  # fmt: skip
