@@ -84,12 +84,17 @@ class RegressEstimator:
         """Regress the face of ``detection`` (``init`` is not used: the network needs no start)."""
         timings: dict[str, float] = {}
         with timed(timings, "regress"):
-            box = CropBox.around(detection.to_ibug68(), BOX_SCALE * LANDMARK_BOX_RATIO)
-            for _ in range(self.passes):
-                out, crop_cam = self._run(image, camera, box)
-                estimate, box, _ = self._decode(out, crop_cam, camera, box)
-            head = self.model(estimate.identity[None], estimate.expression[None], submesh="head")[0]
-        return replace(estimate, vertices=head, timings_ms=timings)
+            estimate, _ = self.estimate_from_box(image, camera, CropBox.around(detection.to_ibug68(), BOX_SCALE * LANDMARK_BOX_RATIO))
+        return replace(estimate, timings_ms=timings)
+
+    def estimate_from_box(self, image: np.ndarray, camera: PerspectiveCamera, box: CropBox) -> tuple[FaceEstimate, np.ndarray]:
+        """Regress the face in the crop ``box`` (``passes`` times, re-cropping around the projected face): the
+        estimate (its confidence the last crop's) and its 68 landmarks in the photo ``(68, 2)`` px."""
+        for _ in range(self.passes):
+            out, crop_cam = self._run(image, camera, box)
+            estimate, box, landmarks = self._decode(out, crop_cam, camera, box)
+        head = self.model(estimate.identity[None], estimate.expression[None], submesh="head")[0]
+        return replace(estimate, vertices=head), landmarks
 
     def _decode(self, out, crop_cam: PerspectiveCamera, camera: PerspectiveCamera,
                 box: CropBox) -> tuple[FaceEstimate, CropBox, np.ndarray]:  # fmt: skip
