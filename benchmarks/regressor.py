@@ -104,7 +104,7 @@ def real_photos(weights: list[str], limit: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--weights", default="regressor-128-v1",
+    parser.add_argument("--weights", default="regressor-128-v1,regressor-128-v2",
                         help="shipped weights names or .safetensors paths, comma-separated (default: %(default)s)")
     parser.add_argument("--corpus", type=Path, default=Path("corpus/val"), help="the validation corpus folder")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N photos (0: all)")

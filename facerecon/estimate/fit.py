@@ -58,7 +58,7 @@ class FitConfig:
     start: str = "pnp"
     start_yaw_deg: float = 45.0
     large_pose_targets: str = "regressor"
-    regressor_weights: str = "regressor-128-v1"
+    regressor_weights: str = "regressor-128-v2"
 
     def __post_init__(self) -> None:
         if self.start not in STARTS:

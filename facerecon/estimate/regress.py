@@ -29,7 +29,7 @@ from facerecon.models.face_model import FaceModel
 from facerecon.nets.crop import CropBox, CropPose, crop_camera, crop_image, pose_from_crop
 
 #: The shipped weights the estimator uses by default.
-DEFAULT_WEIGHTS = "regressor-128-v1"
+DEFAULT_WEIGHTS = "regressor-128-v2"
 #: The training crops' side over the projected face's box (facerecon.train.corpus.INFERENCE_BOX_SCALE, which
 #: lives in train: the library never imports it).
 BOX_SCALE = 1.3
