@@ -10,8 +10,8 @@ Prints, in one run:
    --split val``: faces/ re-rendered at yaws to 90 degrees, pitch to 35, roll): 68-landmark NME (% of the
    landmarks' box, AFLW2000-3D style) and median head-pose error by yaw bin, and the share the confidence
    output calls a face. Targets: NME <= 3 / 3.5 / 4.5 %, pose error <= 3 degrees in every bin.
-2. **Real validation photos**: for each method (``fit``: today's default, ``regress``: detect + network, ``fit
-   start=auto``: the fit started from the regressor where it sees a large yaw) the median
+2. **Real validation photos**: for each method (``fit start=pnp``: the fit from a PnP pose, ``regress``: detect +
+   network, ``fit start=auto``: the default, the fit started from the regressor where it sees a large yaw) the median
    landmark error against the detector's 68 points (px) and the photometric error of the face re-rendered with its
    own light, the time per face of the estimate alone and of detection + estimate (target: fast path
    <= 10 ms per face), and the regressor's confidence on these real faces.
@@ -67,7 +67,7 @@ def real_photos(weights: list[str], limit: int) -> None:
     images = [read_image(p) for p in paths]
     detector = create_detector("mediapipe")
     rows = []
-    methods = [("fit", "fit", {})]
+    methods = [("fit start=pnp", "fit", {"start": "pnp"})]
     methods += [(f"regress {w}", "regress", {"weights": w}) for w in weights]
     methods += [("fit start=auto", "fit", {"start": "auto", "regressor_weights": weights[-1]})]
     for label, method, extra in methods:

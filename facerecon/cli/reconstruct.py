@@ -33,9 +33,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--method", choices=methods, default="fit",
                         help="how the face's parameters are found (default: %(default)s; "
                              + "; ".join(f"{m}: {estimator_info(m).description}" for m in methods) + ")")
-    parser.add_argument("--start", choices=("pnp", "regress", "auto"), default="pnp",
-                        help="--method fit: start the fit from a PnP pose (default), from the regressor, or from the "
-                             "regressor where it sees a large yaw (auto)")
+    parser.add_argument("--start", choices=("pnp", "regress", "auto"), default="auto",
+                        help="--method fit: start the fit from a PnP pose, from the regressor, or from the regressor "
+                             "where it sees a yaw of 55 degrees or more (auto, the default)")
     parser.add_argument("--stages", choices=("landmarks", "photometric", "all"), default="all",
                         help="landmarks only, + photometric refinement, or + albedo refinement (default)")
     parser.add_argument("--faces", choices=("all", "largest"), default="all", help="which faces of each photo")
@@ -63,12 +63,12 @@ def run(args: argparse.Namespace) -> int:
     from facerecon.pipeline.run import ReconstructOptions, Reconstructor
 
     method = getattr(args, "method", "fit")
-    start = getattr(args, "start", "pnp")
-    if start != "pnp" and method != "fit":
+    start = getattr(args, "start", "auto")
+    if start not in ("auto", "pnp") and method != "fit":
         print(f"facerecon reconstruct: error: --start {start} needs --method fit", file=sys.stderr)
         return ExitCode.USAGE
     options = ReconstructOptions(
-        method=method, method_options={"start": start} if start != "pnp" else {}, stages=args.stages, faces=args.faces, render_images=not args.no_images,
+        method=method, start=start, stages=args.stages, faces=args.faces, render_images=not args.no_images,
         # getattr: other commands (``facerecon demo``) call run() with their own arguments.
         texture_completion=not getattr(args, "no_completion", False), details=not getattr(args, "no_details", False),
     )  # fmt: skip

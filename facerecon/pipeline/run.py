@@ -58,6 +58,8 @@ class ReconstructOptions:
 
     Attributes:
         method: the estimator (:func:`facerecon.estimate.available_estimators`; ``"fit"``: the optimisation fit).
+        start: where the fit starts (``"pnp"``, ``"regress"`` or ``"auto"``: from the regressor where it sees a
+            large yaw; :class:`facerecon.estimate.fit.FitConfig`); the fit only.
         method_options: keyword options of the method (the fit takes ``stages``, ``max_fit_side``, ``landmark``
             and ``photometric`` from these options, and the rest of :class:`facerecon.estimate.fit.FitConfig`
             from here, e.g. ``{"start": "auto"}``).
@@ -85,6 +87,7 @@ class ReconstructOptions:
 
     method: str = "fit"
     method_options: dict[str, Any] = field(default_factory=dict)
+    start: str = "auto"
     stages: str = "all"
     faces: str = "all"
     min_face_px: float = 48.0
@@ -104,6 +107,7 @@ class ReconstructOptions:
         check_choice(self.stages, "stages", STAGES)
         check_choice(self.faces, "faces", FACE_CHOICES)
         check_choice(self.method, "method", available_estimators())
+        check_choice(self.start, "start", ("pnp", "regress", "auto"))
 
 
 @dataclass(frozen=True)
@@ -551,7 +555,8 @@ def _make_estimator(model: FaceModel, options: ReconstructOptions) -> Estimator:
     if options.method == "fit":
         return create_estimator("fit", model, photometric=options.stages in ("photometric", "all"),
                                 max_fit_side=options.max_fit_side, landmark=options.landmark,
-                                photometric_stage=options.photometric, **options.method_options)  # fmt: skip
+                                photometric_stage=options.photometric,
+                                **{"start": options.start, **options.method_options})  # fmt: skip
     return create_estimator(options.method, model, **options.method_options)
 def _refine_albedo(
     photo: torch.Tensor, screen: torch.Tensor, normals: torch.Tensor, albedo: torch.Tensor, sh: torch.Tensor, use: torch.Tensor
