@@ -33,7 +33,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--method", choices=methods, default="fit",
                         help="how the face's parameters are found (default: %(default)s; "
                              + "; ".join(f"{m}: {estimator_info(m).description}" for m in methods) + ")")
-    parser.add_argument("--start", choices=("pnp", "regress", "auto"), default="auto",
+    from facerecon.estimate.fit import STARTS
+
+    parser.add_argument("--start", choices=STARTS, default="auto",
                         help="--method fit: start the fit from a PnP pose, from the regressor, or from the regressor "
                              "where it sees a yaw of 55 degrees or more (auto, the default)")
     parser.add_argument("--stages", choices=("landmarks", "photometric", "all"), default="all",

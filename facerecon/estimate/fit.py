@@ -20,10 +20,12 @@ import cv2
 import numpy as np
 import torch
 
+from facerecon.core.check import check_choice
 from facerecon.core.errors import FitDivergedError
 from facerecon.core.timing import timed
 from facerecon.detect.types import Detection
 from facerecon.estimate.base import FaceEstimate
+from facerecon.estimate.regress import DEFAULT_WEIGHTS
 from facerecon.fit.landmarks import LandmarkFit, LandmarkFitConfig, LandmarkFitter, ibug68_targets, mediapipe478_targets
 from facerecon.fit.photometric import PhotometricConfig, fit_photometric
 from facerecon.geometry.camera import PerspectiveCamera
@@ -58,13 +60,11 @@ class FitConfig:
     start: str = "pnp"
     start_yaw_deg: float = 55.0  # benchmarks/large_pose.py: 45 made the 45-degree views worse, 55 did not
     large_pose_targets: str = "regressor"
-    regressor_weights: str = "regressor-128-v2"
+    regressor_weights: str = DEFAULT_WEIGHTS
 
     def __post_init__(self) -> None:
-        if self.start not in STARTS:
-            raise ValueError(f"start: expected one of {', '.join(STARTS)}, got {self.start!r}")
-        if self.large_pose_targets not in LARGE_POSE_TARGETS:
-            raise ValueError(f"large_pose_targets: expected one of {', '.join(LARGE_POSE_TARGETS)}, got {self.large_pose_targets!r}")
+        check_choice(self.start, "start", STARTS)
+        check_choice(self.large_pose_targets, "large_pose_targets", LARGE_POSE_TARGETS)
         if not 0.0 <= self.start_yaw_deg <= 90.0:
             raise ValueError(f"start_yaw_deg: expected 0 to 90 degrees, got {self.start_yaw_deg!r}")
 
@@ -101,14 +101,15 @@ class FitEstimator:
             self.regressor.close()
 
     def _regressed_start(self, image: np.ndarray, detection: Detection, camera: PerspectiveCamera,
-                         timings: dict[str, float]) -> FaceEstimate | None:  # fmt: skip
-        """The regressor's estimate when it starts this fit (see ``FitConfig.start``), else None."""
+                         timings: dict[str, float]) -> tuple[FaceEstimate, np.ndarray] | None:  # fmt: skip
+        """The regressor's estimate and its 68 landmarks in the photo when it starts this fit (see
+        ``FitConfig.start``), else None."""
         if self.regressor is None:
             return None
         with timed(timings, "regress"):
-            seed = self.regressor.estimate(image, detection, camera)
+            seed, landmarks = self.regressor.estimate_with_landmarks(image, detection, camera)
         yaw = math.degrees(abs(float(camera_rotation_to_head_angles(seed.rotation.double())[1])))
-        return seed if self.config.start == "regress" or yaw >= self.config.start_yaw_deg else None
+        return (seed, landmarks) if self.config.start == "regress" or yaw >= self.config.start_yaw_deg else None
 
     def estimate(
         self, image: np.ndarray, detection: Detection, camera: PerspectiveCamera, init: FaceEstimate | None = None
@@ -118,14 +119,14 @@ class FitEstimator:
         timings: dict[str, float] = {}
         losses: dict[str, dict[str, float]] = {}
         focal, pp = float(camera.fx[0]), (float(camera.cx[0]), float(camera.cy[0]))
-        seed = self._regressed_start(image, detection, camera, timings) if init is None else None
-        dense = self.dense_fitter is not None and detection.scheme == "mediapipe478"
-        if seed is not None and cfg.large_pose_targets == "regressor":
-            dense = False
+        started = self._regressed_start(image, detection, camera, timings) if init is None else None
+        seed = started[0] if started is not None else None
+        follow_seed = started is not None and cfg.large_pose_targets == "regressor"
+        dense = self.dense_fitter is not None and detection.scheme == "mediapipe478" and not follow_seed
         fitter = self.dense_fitter if dense else self.fitter
         with timed(timings, "landmarks"):
-            if seed is not None and cfg.large_pose_targets == "regressor":
-                landmarks, confidence = self._projected_landmarks(seed), np.ones(68)
+            if follow_seed:
+                landmarks, confidence = started[1], np.ones(68)
             else:
                 landmarks, confidence = _targets(fitter, detection, dense)
             lm_fit = fitter.fit(landmarks, focal=focal, principal_point=pp, confidence=confidence, init=init or seed)
@@ -152,13 +153,6 @@ class FitEstimator:
         vertices = model(fields["identity"][None], fields["expression"][None], submesh="head")[0]
         return FaceEstimate(method=self.name, camera=camera, vertices=vertices, albedo_region=cfg.photometric_stage.fit_region,
                             stages=tuple(stages), timings_ms=timings, losses=losses, **fields)  # fmt: skip
-
-    def _projected_landmarks(self, estimate: FaceEstimate) -> np.ndarray:
-        """An estimate's 68 iBUG landmarks projected into its photo, ``(68, 2)`` px."""
-        index = self.model.landmarks("ibug68").vertex_indices.cpu()
-        verts = self.model(estimate.identity[None], estimate.expression[None], submesh="head")[0][index]
-        cam = verts.double() @ estimate.rotation.double().T + estimate.translation.double()
-        return estimate.camera.project(cam[None])[0].numpy()
 
     def _photometric(self, image: np.ndarray, lm_fit: LandmarkFit, landmarks: np.ndarray, confidence: np.ndarray,
                      pp: tuple[float, float]):  # fmt: skip

@@ -82,10 +82,16 @@ class RegressEstimator:
     def estimate(self, image: np.ndarray, detection: Detection, camera: PerspectiveCamera,
                  init: FaceEstimate | None = None) -> FaceEstimate:  # fmt: skip
         """Regress the face of ``detection`` (``init`` is not used: the network needs no start)."""
+        return self.estimate_with_landmarks(image, detection, camera)[0]
+
+    def estimate_with_landmarks(self, image: np.ndarray, detection: Detection,
+                                camera: PerspectiveCamera) -> tuple[FaceEstimate, np.ndarray]:  # fmt: skip
+        """:meth:`estimate`, and the regressed face's 68 landmarks in the photo ``(68, 2)`` px."""
         timings: dict[str, float] = {}
         with timed(timings, "regress"):
-            estimate, _ = self.estimate_from_box(image, camera, CropBox.around(detection.to_ibug68(), BOX_SCALE * LANDMARK_BOX_RATIO))
-        return replace(estimate, timings_ms=timings)
+            box = CropBox.around(detection.to_ibug68(), BOX_SCALE * LANDMARK_BOX_RATIO)
+            estimate, landmarks = self.estimate_from_box(image, camera, box)
+        return replace(estimate, timings_ms=timings), landmarks
 
     def estimate_from_box(self, image: np.ndarray, camera: PerspectiveCamera, box: CropBox) -> tuple[FaceEstimate, np.ndarray]:
         """Regress the face in the crop ``box`` (``passes`` times, re-cropping around the projected face): the

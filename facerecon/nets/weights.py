@@ -150,7 +150,11 @@ def _shipped() -> dict[str, NetWeights]:
         config=RegressorConfig(initial_scale=0.512),
         face_model_sha256="991d686219195aecc14b23f0c76fa99a98ebcbf439e95afb208566ab4617d083",
         # The same validation corpus as v1 (faces/ re-rendered at full pose, 1296 faces); the figures are in the file.
-        metrics={'confidence_accuracy': 0.9837037324905396, 'faces': 1296.0, 'nme': 0.05575161799788475, 'nme_yaw_0_30': 0.052023086696863174, 'nme_yaw_30_60': 0.05232209712266922, 'nme_yaw_60_90': 0.05875847861170769, 'pose_error_median_deg': 7.728280067443848, 'pose_error_yaw_0_30_deg': 4.703135967254639, 'pose_error_yaw_30_60_deg': 6.180541038513184, 'pose_error_yaw_60_90_deg': 12.591355323791504},
+        metrics={"nme": 0.05575161799788475, "nme_yaw_0_30": 0.052023086696863174, "nme_yaw_30_60": 0.05232209712266922,
+                 "nme_yaw_60_90": 0.05875847861170769, "pose_error_median_deg": 7.728280067443848,
+                 "pose_error_yaw_0_30_deg": 4.703135967254639, "pose_error_yaw_30_60_deg": 6.180541038513184,
+                 "pose_error_yaw_60_90_deg": 12.591355323791504, "confidence_accuracy": 0.9837037324905396,
+                 "faces": 1296.0},  # fmt: skip
         training_command=(
             "facerecon train corpus --split train --data ../shared/data -o corpus/train "
             "--config facerecon/train/configs/corpus.json --workers 2 && "

@@ -28,6 +28,7 @@ from facerecon.core.threads import torch_threads
 from facerecon.core.timing import timed
 from facerecon.detect.types import Detection
 from facerecon.estimate import Estimator, FaceEstimate, available_estimators, create_estimator
+from facerecon.estimate.fit import STARTS as FIT_STARTS
 from facerecon.fit.landmarks import LandmarkFitConfig, LandmarkFitter, ibug68_targets
 from facerecon.fit.photometric import PhotometricConfig
 from facerecon.geometry.camera import PerspectiveCamera, focal_px_from_35mm
@@ -107,7 +108,7 @@ class ReconstructOptions:
         check_choice(self.stages, "stages", STAGES)
         check_choice(self.faces, "faces", FACE_CHOICES)
         check_choice(self.method, "method", available_estimators())
-        check_choice(self.start, "start", ("pnp", "regress", "auto"))
+        check_choice(self.start, "start", FIT_STARTS)
 
 
 @dataclass(frozen=True)

@@ -125,10 +125,12 @@ def _mirror_hidden_albedo(
 
 def fit_options():
     """The :class:`~facerecon.pipeline.run.ReconstructOptions` for fitting subjects: the largest face, no
-    pictures, no texture completion or details (this module unwraps and de-lights the photo itself)."""
+    pictures, no texture completion or details (this module unwraps and de-lights the photo itself), and the fit
+    from a PnP start: the regressor's training data and the synthetic ground truth must not depend on the
+    shipped regressor."""
     from facerecon.pipeline.run import ReconstructOptions
 
-    return ReconstructOptions(faces="largest", render_images=False, texture_completion=False, details=False)
+    return ReconstructOptions(faces="largest", render_images=False, texture_completion=False, details=False, start="pnp")
 
 
 def fit_subject(reconstructor, photo: str | os.PathLike[str], name: str | None = None) -> FittedSubject:
