@@ -4,6 +4,9 @@ Each sub-command lives in its own module of this package with two functions:
 ``add_parser(subparsers)`` registers its arguments and sets ``func=run`` on the parser, and
 ``run(args) -> int`` calls the library and returns an exit code. Errors the user can fix
 (:class:`facerecon.core.errors.FaceReconError`) become one line on stderr and their own exit code.
+
+The terminal stays quiet: MediaPipe's native log lines and third-party deprecation warnings are filtered out
+(:mod:`facerecon.cli.quiet`); ``--verbose`` (before or after the sub-command) shows them.
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ import traceback
 from collections.abc import Sequence
 
 from facerecon.cli.exit_codes import ExitCode, exit_code_for
+from facerecon.cli.quiet import QuietNativeStderr, quiet_python_warnings
 from facerecon.core.errors import FaceReconError
 
 # Sub-command modules, in the order `facerecon --help` lists them.
 SUBCOMMANDS: tuple[str, ...] = ("reconstruct", "detect", "eval", "synth", "train", "model", "demo")
+VERBOSE_HELP = "show the native libraries' log lines (MediaPipe, TensorFlow Lite) and third-party warnings"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,9 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
     from facerecon import __version__
 
     parser.add_argument("--version", action="version", version=f"facerecon {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in SUBCOMMANDS:
         importlib.import_module(f"facerecon.cli.{name}").add_parser(subparsers)
+    for sub in subparsers.choices.values():
+        # SUPPRESS: a sub-command without the flag keeps the value given before it.
+        sub.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
     return parser
 
 
@@ -39,6 +48,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code (also used by ``python -m facerecon``)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.verbose:
+        return _dispatch(args)
+    quiet_python_warnings()
+    with QuietNativeStderr():
+        return _dispatch(args)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args))
     except FaceReconError as err:
