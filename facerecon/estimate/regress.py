@@ -7,7 +7,8 @@ photo's camera). The first crop comes from the detector's landmarks; with ``pass
 around the first pass's own projected face, exactly as the training crops were made, and regressed again.
 
 The weights are the shipped ones (:data:`facerecon.nets.weights.SHIPPED_WEIGHTS`) or a ``.safetensors`` file; the
-ONNX graph is exported from them once into ``$FACERECON_HOME/nets/`` and reused.
+ONNX graph is exported from them once into ``$FACERECON_HOME/nets/`` and reused (without the exporter, the ``train``
+extra, the torch network runs instead: :func:`facerecon.nets.onnx.fast_runner`).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class RegressEstimator:
 
     def __init__(self, model: FaceModel, weights: str | os.PathLike[str] = DEFAULT_WEIGHTS, passes: int = 2,
                  threads: int = 1, home: str | os.PathLike[str] | None = None) -> None:  # fmt: skip
-        from facerecon.nets.onnx import OnnxRegressor, export_onnx
+        from facerecon.nets.onnx import fast_runner
         from facerecon.nets.weights import load_shipped, load_weights
 
         if passes not in (1, 2):
@@ -65,10 +66,7 @@ class RegressEstimator:
         path = Path(weights)
         loaded = load_weights(path, face_model_sha256=sha) if path.suffix == ".safetensors" else load_shipped(str(weights), face_model_sha256=sha)
         graph = Path(home or facerecon_home()) / "nets" / f"regressor-{loaded.sha256[:16]}.onnx"
-        if not graph.exists():
-            graph.parent.mkdir(parents=True, exist_ok=True)
-            export_onnx(loaded.model.eval(), graph)
-        self.network = OnnxRegressor(graph, threads=threads)
+        self.network = fast_runner(loaded.model, graph, threads=threads)
         self.size = loaded.config.input_size
         self.model = model
         self.passes = passes

@@ -16,6 +16,10 @@ chunks of 16 2,160/s (a batch's activations stop fitting in the cache); on 2 cor
 4,100/s, and intra-operator threads suffer most when the other core is busy. So for throughput use ``workers``,
 and ``threads=1``.
 
+:func:`fast_runner` picks the runner an installation has: ONNX Runtime (a core dependency) on a cached graph,
+exported on first use where the exporter is installed, else :class:`TorchRunner` (the torch module itself), so the
+core install runs the regressor without the ``train`` extra.
+
 Example:
     >>> export_onnx(FaceRegressor().eval(), "regressor.onnx")         # doctest: +SKIP
     >>> out = OnnxRegressor("regressor.onnx")(crops)                   # crops (B, 3, 128, 128) float32 in [0, 1]
@@ -46,7 +50,8 @@ from facerecon.nets.regressor import (
     fold_batchnorm,
 )
 
-__all__ = ["CONFIG_KEY", "INPUT_NAME", "OPSET", "OUTPUT_NAME", "OnnxRegressor", "export_onnx"]
+__all__ = ["CONFIG_KEY", "INPUT_NAME", "OPSET", "OUTPUT_NAME", "OnnxRegressor", "TorchRunner", "export_onnx",
+           "exporter_available", "fast_runner"]
 
 OPSET = 18
 """The ONNX opset of exported graphs (onnxscript's own; ONNX Runtime >= 1.14 runs it)."""
@@ -193,3 +198,57 @@ class OnnxRegressor:
         check_crops(crops, self.config.input_size)
         vector = self.run_vector(np.ascontiguousarray(crops, dtype=np.float32))
         return decode_output(torch.from_numpy(vector), self.config)
+
+
+class TorchRunner:
+    """Runs the torch network (BatchNorms folded) with :class:`OnnxRegressor`'s interface: the fallback where the
+    ONNX exporter (the ``train`` extra) is not installed and no exported graph is cached. Measured here on one
+    thread for one 128 px crop: 2.7 ms against ONNX Runtime's ~1 ms.
+
+    Args:
+        model: the network.
+        threads: torch threads while it runs (restored afterwards).
+    """
+
+    def __init__(self, model: FaceRegressor, *, threads: int = 1) -> None:
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"threads: expected a positive int, got {threads!r}")
+        self._model = fold_batchnorm(model).cpu().float().eval()
+        self.config = model.config
+        self.threads = threads
+
+    def run_vector(self, crops: np.ndarray) -> np.ndarray:
+        """The undecoded output ``(B, D)`` float32 of float32 crops ``(B, 3, S, S)``."""
+        from facerecon.core.threads import torch_threads
+
+        with torch_threads(self.threads), torch.inference_mode():
+            return self._model.forward_vector(torch.from_numpy(np.ascontiguousarray(crops, dtype=np.float32))).numpy()
+
+    def __call__(self, crops: np.ndarray) -> RegressorOutput:
+        """As :meth:`OnnxRegressor.__call__`."""
+        if isinstance(crops, torch.Tensor):
+            raise TypeError(f"crops: expected a NumPy array, got {describe(crops)} (use .numpy())")
+        check_crops(crops, self.config.input_size)
+        return decode_output(torch.from_numpy(self.run_vector(crops)), self.config)
+
+
+def exporter_available() -> bool:
+    """Whether :func:`export_onnx` can run (``onnx`` and ``onnxscript`` importable)."""
+    import importlib.util
+
+    try:
+        return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxscript"))
+    except ImportError:  # a broken or blocked installation
+        return False
+
+
+def fast_runner(model: FaceRegressor, graph: str | os.PathLike[str], *, threads: int = 1) -> OnnxRegressor | TorchRunner:
+    """The fastest runner this installation has for ``model``: ONNX Runtime on ``graph`` (exported there first when
+    it is missing and the exporter is installed), else :class:`TorchRunner`."""
+    graph = Path(graph)
+    if not graph.is_file():
+        if not exporter_available():
+            return TorchRunner(model, threads=threads)
+        graph.parent.mkdir(parents=True, exist_ok=True)
+        export_onnx(model.eval(), graph)
+    return OnnxRegressor(graph, threads=threads)

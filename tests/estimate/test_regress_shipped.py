@@ -39,6 +39,54 @@ def test_onnx_agrees_with_torch(regressor) -> None:
     assert np.abs(regressor.network.run_vector(crops) - expected).max() < 1e-4
 
 
+def test_the_torch_runner_agrees_with_onnx(regressor) -> None:
+    """Without the exporter the torch network runs instead (same outputs)."""
+    from facerecon.nets.onnx import OnnxRegressor, TorchRunner
+
+    assert isinstance(regressor.network, OnnxRegressor)  # the test extra has the exporter
+    runner = TorchRunner(load_shipped(DEFAULT_WEIGHTS).model)
+    crops = np.random.default_rng(1).random((2, 3, 128, 128)).astype(np.float32)
+    assert np.abs(runner.run_vector(crops) - regressor.network.run_vector(crops)).max() < 1e-4
+    a, b = runner(crops), regressor.network(crops)
+    assert torch.allclose(a.confidence, b.confidence, atol=1e-5)
+
+
+def test_the_regressor_runs_without_the_onnx_exporter(model_home, tmp_path) -> None:
+    """The core install (no ``train`` extra) still regresses: a subprocess where onnx/onnxscript cannot be imported."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    blocker = tmp_path / "sitecustomize.py"
+    blocker.write_text(
+        "import sys\n"
+        "class _Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('onnx', 'onnxscript'):\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}')\n"
+        "sys.meta_path.insert(0, _Block())\n"
+    )
+    script = (
+        "import numpy as np\n"
+        "from facerecon.models import load_model\n"
+        "from facerecon.estimate.regress import RegressEstimator\n"
+        "from facerecon.nets.onnx import TorchRunner, exporter_available\n"
+        "assert not exporter_available()\n"
+        f"est = RegressEstimator(load_model(install=False), home={str(tmp_path / 'home')!r})\n"
+        "assert isinstance(est.network, TorchRunner), type(est.network)\n"
+        "print(float(est.network(np.full((1, 3, 128, 128), 0.5, np.float32)).confidence[0]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=300,
+                            stdin=subprocess.DEVNULL, cwd=repo,
+                            env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{repo}",
+                                 "FACERECON_HOME": str(model_home)})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert 0.0 <= float(result.stdout.strip()) <= 1.0
+    assert not (tmp_path / "home" / "nets").exists()  # nothing exported
+
+
 def test_regressed_landmarks_follow_the_detections_on_validation_photos(regressor, faces_dir, face_model) -> None:
     """The regressed face's 68 points against MediaPipe's (the detector is no ground truth; measured for v1: 0.062,
     0.040, 0.072, 0.132 box sizes, the last a strong expression; the fit reaches ~0.02), and the shipped weights
