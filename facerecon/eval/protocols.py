@@ -3,7 +3,9 @@
 * :func:`evaluate_aflw2000`: NME of the 68 landmarks, overall and by absolute yaw (paper 002, table 1).
 * :func:`evaluate_now`: NoW scan-to-mesh error in mm (median / mean / std over all scan points).
 * :func:`evaluate_photos`: photometric error (paper 004), PSNR / SSIM / L1 over the face mask and identity
-  cosine (paper 003), between each photo and its re-rendered face.
+  cosine (paper 003), between each photo and its re-rendered face. Identity needs the optional dlib extra; a run
+  without it still measures the rest and reports identity as ``"unavailable"`` (with the install hint), never a
+  number.
 
 A missing or unreadable file, a photo without a face or an output a metric cannot use becomes a row with a
 :class:`Status` and a one-line message; the run goes on and the report counts it ("failed: 3 of 120"). Errors
@@ -28,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from facerecon.core.check import check_choice
 from facerecon.core.errors import FaceReconError, ImageReadError, NoFaceError
 from facerecon.eval.datasets import (
     AFLW2000Sample,
@@ -53,6 +56,7 @@ from facerecon.eval.mesh_metrics import now_scan_error
 from facerecon.eval.methods import Method, MethodOutput
 
 __all__ = [
+    "IDENTITY_STATES",
     "AFLW2000Report",
     "AFLW2000Row",
     "NoWReport",
@@ -432,7 +436,8 @@ class PhotoRow:
 
     Attributes:
         photometric: mean RGB distance (paper 004); psnr: dB; ssim; l1; identity_cosine: dlib embeddings' cosine
-            (None when identity was not measured or failed; ``identity_message`` says why).
+            (None when identity was not measured or failed; ``identity_message`` says why: the embedder's error,
+            or the report's ``identity_status`` when the run did not measure identity).
     """
 
     name: str
@@ -455,13 +460,28 @@ _PHOTO_METRICS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+#: Whether a photos run measured identity: with an embedder; without one, on request; without dlib.
+IDENTITY_STATES: tuple[str, ...] = ("measured", "skipped", "unavailable")
+
+
 @dataclass(frozen=True)
 class PhotosReport:
-    """Image agreement on a folder of photos; means over the evaluated photos (PSNR: of finite values)."""
+    """Image agreement on a folder of photos; means over the evaluated photos (PSNR: of finite values).
+
+    Attributes:
+        identity_status: one of :data:`IDENTITY_STATES`: ``"measured"`` (an embedder ran), ``"skipped"`` (none
+            was given) or ``"unavailable"`` (none could be made, e.g. dlib is not installed).
+        identity_message: why identity is unavailable (ends in the install hint); "" otherwise.
+    """
 
     method: str
     dataset: str
     rows: tuple[PhotoRow, ...]
+    identity_status: str = "measured"
+    identity_message: str = ""
+
+    def __post_init__(self) -> None:
+        check_choice(self.identity_status, "identity_status", IDENTITY_STATES)
 
     def values(self, metric: str) -> np.ndarray:
         """``(N,)`` the finite values of one metric (``photometric``, ``psnr``, ``ssim``, ``l1``, ``identity_cosine``)."""
@@ -475,7 +495,8 @@ class PhotosReport:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict: ``photometric_mean``, ``psnr_mean``, ``ssim_mean``, ``l1_mean``,
-        ``identity_cosine_mean`` (and ``_std``, ``_count``), and the per-image rows."""
+        ``identity_cosine_mean`` (and ``_std``, ``_count``), ``identity_status`` / ``identity_message`` (see the
+        class; identity's figures are null unless measured), and the per-image rows."""
         out: dict[str, Any] = {"protocol": "photos", "method": self.method, "dataset": self.dataset}
         for key, _, _ in _PHOTO_METRICS:
             v = self.values(key)
@@ -483,6 +504,8 @@ class PhotosReport:
             out[f"{key}_std"] = _json_float(_std(v))
             out[f"{key}_count"] = int(v.size)
         out.update({
+            "identity_status": self.identity_status,
+            "identity_message": self.identity_message,
             "images": len(self.rows),
             "evaluated": len(self.rows) - self.failed,
             "failed": self.failed,
@@ -502,13 +525,18 @@ class PhotosReport:
         cells = []
         for key, _, spec in _PHOTO_METRICS:
             v = self.values(key)
-            cells.append("-" if v.size == 0 else f"{format(v.mean(), spec)} ± {format(v.std(), spec)}")
+            if key == "identity_cosine" and self.identity_status != "measured":
+                cells.append(self.identity_status)
+            else:
+                cells.append("-" if v.size == 0 else f"{format(v.mean(), spec)} ± {format(v.std(), spec)}")
         ok = len(self.rows) - self.failed
         row = f"| {self.method} | " + " | ".join(cells) + f" | {ok} | {self.failed} of {len(self.rows)} |"
         note = ("Over the rendered face's mask, channels in [0, 1]: photometric = mean RGB distance (paper 004); "
                 "PSNR, SSIM, L1 and identity cosine (dlib embeddings) between photo and overlay (paper 003).")
-        return "\n".join([head, "|" + "---|" * (len(_PHOTO_METRICS) + 3), row, "",
-                          _failure_line([r.status for r in self.rows]), note])  # fmt: skip
+        lines = [head, "|" + "---|" * (len(_PHOTO_METRICS) + 3), row, "", _failure_line([r.status for r in self.rows]), note]
+        if self.identity_status == "unavailable":
+            lines.append(f"Identity cosine unavailable: {self.identity_message}")
+        return "\n".join(lines)
 
 
 def _mask_box(mask: np.ndarray) -> np.ndarray:
@@ -523,6 +551,7 @@ def evaluate_photos(
     method_name: str,
     dataset: str = "",
     embedder: Any | None = None,
+    identity_unavailable: str | None = None,
     on_row: Callable[[int, PhotoRow], None] | None = None,
 ) -> PhotosReport:
     """Image metrics between each photo and the method's re-rendered face, over the face mask.
@@ -533,7 +562,21 @@ def evaluate_photos(
         method_name, dataset, on_row: as in :func:`evaluate_aflw2000`.
         embedder: a :class:`~facerecon.eval.identity.FaceEmbedder` for the identity cosine (in the method's face
             box, else the mask's bounding box), or None to skip it.
+        identity_unavailable: with ``embedder`` None, why no embedder could be made (e.g. the
+            :class:`~facerecon.core.optional.MissingDependencyError` message with its install hint): the report
+            says identity is ``"unavailable"`` and why, instead of ``"skipped"``.
+
+    Raises:
+        ValueError: ``identity_unavailable`` given together with an ``embedder``.
     """
+    if embedder is not None and identity_unavailable is not None:
+        raise ValueError("identity_unavailable: expected None when an embedder is given")
+    if embedder is not None:
+        identity_status, identity_message = "measured", ""
+    elif identity_unavailable is not None:
+        identity_status, identity_message = "unavailable", " ".join(str(identity_unavailable).split())
+    else:
+        identity_status, identity_message = "skipped", ""
     rows: list[PhotoRow] = []
     for i, s in enumerate(samples):
         try:
@@ -551,7 +594,7 @@ def evaluate_photos(
                 "ssim": ssim(image, comp, out.mask),
                 "l1": l1_error(image, comp, out.mask),
             }
-            cos, why = None, ""
+            cos, why = None, ("" if embedder is not None else identity_status)
             if embedder is not None:
                 box = out.box if out.box is not None else _mask_box(out.mask)
                 try:
@@ -564,4 +607,5 @@ def evaluate_photos(
         rows.append(row)
         if on_row is not None:
             on_row(i, row)
-    return PhotosReport(method=method_name, dataset=dataset, rows=tuple(rows))
+    return PhotosReport(method=method_name, dataset=dataset, rows=tuple(rows), identity_status=identity_status,
+                        identity_message=identity_message)  # fmt: skip

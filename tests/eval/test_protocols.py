@@ -12,6 +12,7 @@ import pytest
 from facerecon.core.errors import NoFaceError
 from facerecon.eval import (
     MethodOutput,
+    PhotosReport,
     Status,
     create_method,
     evaluate_aflw2000,
@@ -216,6 +217,7 @@ def test_photos_exact_metrics_and_identity(tmp_path, faces_dir) -> None:
     for key in ("photometric_mean", "psnr_mean", "ssim_mean", "l1_mean", "identity_cosine_mean"):
         assert js[key] is not None
     assert js["psnr_mean"] == pytest.approx(20.0, abs=1e-5) and js["failed"] == 1 and len(js["rows"]) == 3
+    assert js["identity_status"] == "measured" and js["identity_cosine_count"] == 2
     assert js["rows"][2]["status"] == "unreadable" and js["rows"][2]["psnr"] is None
     assert "failed: 1 of 3 (unreadable 1)" in report.to_markdown()
 
@@ -251,3 +253,30 @@ def test_photos_render_size_mismatch_and_identity_skipped(tmp_path, faces_dir) -
     report = evaluate_photos(read_photos(tmp_path), _Method(offset_render), method_name="o", embedder=None)
     assert report.rows[0].status == Status.OK and report.rows[0].identity_cosine is None
     assert report.to_json()["identity_cosine_mean"] is None
+
+
+def test_photos_identity_skipped_or_unavailable_is_said_not_counted(tmp_path, faces_dir) -> None:
+    """Without an embedder the identity column says why (skipped / unavailable), never a number."""
+    shutil.copyfile(faces_dir / "deca-exp-2.jpg", tmp_path / "a.jpg")
+    samples = read_photos(tmp_path)
+    skipped = evaluate_photos(samples, _Method(offset_render), method_name="o")
+    assert skipped.identity_status == "skipped" and skipped.identity_message == ""
+    assert skipped.rows[0].identity_message == "skipped"
+    assert "| skipped |" in skipped.to_markdown() and "unavailable" not in skipped.to_markdown()
+
+    why = 'the identity metric needs dlib, which is not installed; install it with: pip install "facerecon[dlib]"'
+    report = evaluate_photos(samples, _Method(offset_render), method_name="o", identity_unavailable=why)
+    assert report.identity_status == "unavailable" and report.identity_message == why
+    row = report.rows[0]
+    assert row.status == Status.OK and row.identity_cosine is None and row.identity_message == "unavailable"
+    assert row.psnr == pytest.approx(20.0, abs=1e-6)  # the other metrics as usual
+    js = json.loads(json.dumps(report.to_json()))
+    assert js["identity_status"] == "unavailable" and js["identity_message"] == why
+    assert js["identity_cosine_mean"] is None and js["identity_cosine_count"] == 0 and js["psnr_count"] == 1
+    md = report.to_markdown()
+    assert "| unavailable |" in md and md.splitlines()[-1] == f"Identity cosine unavailable: {why}"
+
+    with pytest.raises(ValueError, match="identity_unavailable"):
+        evaluate_photos(samples, _Method(offset_render), method_name="o", embedder=object(), identity_unavailable=why)
+    with pytest.raises(ValueError, match="identity_status"):
+        PhotosReport(method="o", dataset="", rows=(), identity_status="maybe")
