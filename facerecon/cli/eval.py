@@ -5,13 +5,17 @@
 * ``now DIR``: NoW scan-to-mesh error in mm (median / mean / std) after 7-landmark similarity alignment and ICP;
   the plot is the CED of the scan points' distances.
 * ``photos DIR``: photometric error, PSNR, SSIM, L1 and identity cosine between each photo and the method's
-  re-rendered face over its mask; the plot is the CED of the photometric error.
+  re-rendered face over its mask; the plot is the CED of the photometric error. Identity needs the optional dlib
+  extra (``facerecon[dlib]``): without it one line on stderr says so with the install hint, the table and the
+  JSON report identity as ``unavailable`` and every other metric is measured as usual.
 
 The markdown table goes to stdout; each image that fails (missing or unreadable file, no face, an output that
 cannot be measured) is reported on one line on stderr and counted in the table; the run goes on. ``--json
 FILE`` writes the summary and the per-image rows (see :mod:`facerecon.eval.protocols`); the plot goes to
 ``--plot PNG``, or beside the JSON file as ``<stem>-ced.png``. Exit code: 0 when every image was measured,
-8 (``PARTIAL``) when some failed, 2 for a bad command line (unknown folder, method unfit for the protocol).
+8 (``PARTIAL``) when some failed, 2 for a bad command line (unknown folder, method unfit for the protocol). A
+method asked for by name that needs a missing extra (``--method dlib`` without dlib) stops the run with the install
+hint and exit code 4 (``MODEL_CACHE``), as everywhere else.
 """
 
 from __future__ import annotations
@@ -60,7 +64,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         if name == "photos":
             p.add_argument("--recursive", action="store_true", help="also photos in sub-folders")
             p.add_argument("--no-identity", action="store_true",
-                           help="skip the identity cosine (which needs dlib: facerecon[dlib])")
+                           help="skip the identity cosine (which needs dlib: facerecon[dlib]; "
+                                "without it, identity is reported unavailable)")
         p.set_defaults(func=run)
 
 
@@ -166,13 +171,19 @@ def run(args: argparse.Namespace) -> int:
             plot_args = {"xlabel": "scan-to-mesh distance (mm)", "xmax": 8.0, "ylabel": "scan points at or below (%)",
                          "title": f"NoW, {args.method}"}  # fmt: skip
         else:
-            embedder = None
+            embedder, unavailable = None, None
             if not args.no_identity:
+                from facerecon.core.errors import ModelNotInstalledError
                 from facerecon.eval.identity import FaceEmbedder
 
-                embedder = FaceEmbedder()
+                try:
+                    embedder = FaceEmbedder()
+                except ModelNotInstalledError as err:  # dlib or its models missing: every other metric still runs
+                    unavailable = str(err)
+                    print(f"facerecon eval: identity cosine unavailable: {unavailable}", file=sys.stderr)
             try:
-                report = protocols.evaluate_photos(samples, method, embedder=embedder, **common)
+                report = protocols.evaluate_photos(samples, method, embedder=embedder, identity_unavailable=unavailable,
+                                                   **common)  # fmt: skip
             finally:
                 if embedder is not None:
                     embedder.close()

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import math
+import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,7 +17,10 @@ import pytest
 
 from facerecon.cli import eval as eval_cli
 from facerecon.cli.exit_codes import ExitCode
+from facerecon.core.optional import install_hint
 from facerecon.eval import MethodOutput, register_method, unregister_method
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _helpers():
@@ -145,13 +151,17 @@ def test_photos(tmp_path, faces_dir, offset_method, capsys, artifacts_dir) -> No
     assert js["l1_mean"] == pytest.approx(0.1, abs=1e-6)
     assert js["photometric_mean"] == pytest.approx(np.sqrt(3) * 0.1, abs=1e-6)
     assert 0.5 < js["ssim_mean"] < 1.0 and 0.9 < js["identity_cosine_mean"] <= 1.0
+    assert js["identity_status"] == "measured" and js["identity_message"] == "" and js["identity_cosine_count"] == 2
+    assert "identity cosine unavailable" not in out.err
     assert [r["status"] for r in js["rows"]] == ["ok", "ok", "unreadable"]
     assert "failed: 1 of 3 (unreadable 1)" in out.out
     assert (tmp_path / "p-ced.png").is_file()
     code = run(["photos", str(photos), "--method", offset_method, "--no-identity", "--limit", "2",
                 "--json", str(tmp_path / "q.json")])  # fmt: skip
     assert code == ExitCode.OK
-    assert json.loads((tmp_path / "q.json").read_text())["identity_cosine_mean"] is None
+    js = json.loads((tmp_path / "q.json").read_text())
+    assert js["identity_cosine_mean"] is None and js["identity_status"] == "skipped"
+    assert "| skipped |" in capsys.readouterr().out
 
 
 def test_usage_errors(tmp_path, aflw, offset_method, capsys) -> None:
@@ -178,3 +188,68 @@ def test_method_options_are_passed(aflw, tmp_path) -> None:
     assert eval_cli._parse_value("3") == 3 and eval_cli._parse_value("0.5") == 0.5
     assert eval_cli._parse_value("True") is True and eval_cli._parse_value("none") is None
     assert eval_cli._parse_value("cnn") == "cnn"
+
+
+# ------------------------------------------------------------------------------------ without the dlib extra
+def _run_without_dlib(tmp_path: Path, model_home: Path, *args: str) -> subprocess.CompletedProcess:
+    """``python -m facerecon ARGS`` in a process where dlib and face_recognition_models cannot be imported.
+
+    A sitecustomize puts None in sys.modules for both, which is what a missing package looks like to ``import``
+    (ModuleNotFoundError naming it) and to ``importlib.util.find_spec`` (None).
+    """
+    blocker = tmp_path / "no-dlib"
+    blocker.mkdir(exist_ok=True)
+    (blocker / "sitecustomize.py").write_text(
+        "import sys\nfor _name in ('dlib', 'face_recognition_models'):\n    sys.modules[_name] = None\n"
+    )
+    path = os.pathsep.join(p for p in (str(blocker), str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    return subprocess.run(
+        [sys.executable, "-m", "facerecon", *args],
+        check=False, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": path, "FACERECON_HOME": str(model_home)},
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_photos_without_dlib_reports_identity_unavailable(tmp_path, model_home, faces_dir) -> None:
+    """The real pipeline (landmark stage only) on two small shared photos: every other metric measured, identity
+    unavailable, exit 0."""
+    hint = install_hint("dlib")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("d3dfr-000002.jpg", "d3dfr-000006.jpg", "d3dfr-000007.jpg"):  # the third is cut off by --limit
+        shutil.copyfile(faces_dir / name, photos / name)
+    report = tmp_path / "photos.json"
+    result = _run_without_dlib(tmp_path, model_home, "eval", "photos", str(photos), "--limit", "2",
+                               "-O", "stages=landmarks", "--json", str(report))  # fmt: skip
+    assert result.returncode == ExitCode.OK, result.stderr
+    # One line on stderr says so, with the install hint (and that dlib really was missing in the child).
+    lines = [ln for ln in result.stderr.splitlines() if not ln.startswith("facerecon eval: wrote ")]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("facerecon eval: identity cosine unavailable:")
+    assert "needs dlib, which is not installed" in lines[0] and lines[0].endswith(hint)
+    js = json.loads(report.read_text())
+    assert js["images"] == js["evaluated"] == 2 and js["failed"] == 0
+    for key in ("photometric", "psnr", "ssim", "l1"):
+        assert js[f"{key}_count"] == 2 and math.isfinite(js[f"{key}_mean"]), key
+        assert all(math.isfinite(r[key]) for r in js["rows"]), key
+    assert 0 < js["photometric_mean"] < 1 and 0 < js["ssim_mean"] <= 1 and js["psnr_mean"] > 5
+    assert js["identity_status"] == "unavailable" and js["identity_message"].endswith(hint)
+    assert js["identity_cosine_mean"] is None and js["identity_cosine_std"] is None and js["identity_cosine_count"] == 0
+    assert all(r["identity_cosine"] is None and r["identity_message"] == "unavailable" for r in js["rows"])
+    # The markdown table: the identity column says unavailable, and a note says why.
+    head, _, row = result.stdout.splitlines()[:3]
+    cells = dict(zip([c.strip() for c in head.split("|")], [c.strip() for c in row.split("|")]))
+    assert cells["identity cosine"] == "unavailable" and "±" in cells["photometric"] and "±" in cells["SSIM"]
+    assert f"Identity cosine unavailable: {js['identity_message']}" in result.stdout
+    assert (tmp_path / "photos-ced.png").is_file()
+
+
+def test_method_dlib_without_dlib_fails_with_the_hint(tmp_path, model_home, aflw) -> None:
+    """A method asked for by name that needs dlib does not degrade: the install hint and exit code 4."""
+    result = _run_without_dlib(tmp_path, model_home, "eval", "aflw2000", str(aflw), "--method", "dlib", "--limit", "1")
+    assert result.returncode == ExitCode.MODEL_CACHE, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"facerecon: error: dlib's 68-point landmark detector needs dlib, which is not installed; {install_hint('dlib')}"
+    )
+    assert result.stdout == ""
