@@ -1,8 +1,10 @@
 """``facerecon reconstruct IMAGE... -o OUT``: photos to textured, posed 3D faces.
 
-For each image and each face: ``OUT/<image-stem>/<face-index>/`` with mesh.obj (+ .mtl, texture.png),
-mesh.ply, face.glb, params.json, overlay.png, landmarks.png, depth.npy / depth.png, normals.png; albedo.png
-(unless --no-completion); displacement.png, normal_map.png, mesh_detailed.obj (unless --no-details).
+For each image and each face: ``OUT/<image-stem>/<face-index>/`` with the outputs of ``--outputs`` (default: glb,
+obj, ply, params, albedo, details, pictures): face.glb, mesh.obj (+ .mtl, texture.png), mesh.ply, params.json,
+albedo.png (unless --no-completion), displacement.png + normal_map.png + mesh_detailed.glb (unless --no-details),
+overlay.png, landmarks.png, depth.png, normals.png; on request ``depth`` (depth.npy) and ``details-obj``
+(mesh_detailed.obj); ``all`` is every one. params.json is always written, last.
 
 Exit code: 0 when every image gave at least one face; when no image did and every failure has the same
 cause, that cause's code (IMAGE_READ, NO_FACE); otherwise PARTIAL. Every failed image or skipped face is
@@ -15,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from facerecon.cli.exit_codes import batch_exit_code, ExitCode, exit_code_for
+from facerecon.cli.exit_codes import ExitCode, batch_exit_code, exit_code_for
 from facerecon.core.errors import FaceReconError
 
 
@@ -46,6 +48,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="no mirror completion / de-lighting: photo blended with the fitted colour, no albedo.png")
     parser.add_argument("--no-details", action="store_true",
                         help="no displacement map, normal map or detailed mesh")
+    from facerecon.pipeline.reconstruction import DEFAULT_OUTPUTS, OUTPUTS
+
+    parser.add_argument("--outputs", default=",".join(DEFAULT_OUTPUTS), metavar="LIST",
+                        help="comma-separated outputs to write, of " + ", ".join(OUTPUTS)
+                             + "; or all (default: %(default)s; params is always written)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
     parser.set_defaults(func=run)
 
@@ -62,15 +69,22 @@ def _unique_stem(path: Path, taken: set[str]) -> str:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from facerecon.pipeline.reconstruction import DEFAULT_OUTPUTS, parse_outputs
     from facerecon.pipeline.run import ReconstructOptions, Reconstructor
 
+    try:
+        outputs = parse_outputs(getattr(args, "outputs", ",".join(DEFAULT_OUTPUTS)))
+    except ValueError as err:
+        print(f"facerecon reconstruct: error: --{err}", file=sys.stderr)
+        return ExitCode.USAGE
     method = getattr(args, "method", "fit")
     start = getattr(args, "start", "auto")
     if start not in ("auto", "pnp") and method != "fit":
         print(f"facerecon reconstruct: error: --start {start} needs --method fit", file=sys.stderr)
         return ExitCode.USAGE
     options = ReconstructOptions(
-        method=method, start=start, stages=args.stages, faces=args.faces, render_images=not args.no_images,
+        method=method, start=start, stages=args.stages, faces=args.faces,
+        render_images=not args.no_images and bool({"pictures", "depth"} & set(outputs)),
         # getattr: other commands (``facerecon demo``) call run() with their own arguments.
         texture_completion=not getattr(args, "no_completion", False), details=not getattr(args, "no_details", False),
     )  # fmt: skip
@@ -91,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
             for skipped in result.skipped:
                 print(f"facerecon: {path}: skipped {skipped.reason}", file=sys.stderr)
             for face in result.reconstructions:
-                face.save(args.output / stem / str(face.face_index))
+                face.save(args.output / stem / str(face.face_index), outputs)
                 total = sum(face.timings_ms.values())
                 photo = "-" if face.photometric_error is None else f"{face.photometric_error:.4f}"
                 yaw = f"{face.angles_deg[1]:+.0f}"

@@ -17,12 +17,58 @@ from facerecon.io.gltf import write_glb
 from facerecon.io.mesh import write_obj, write_ply
 from facerecon.texture.details import DISPLACEMENT_MM_PER_UNIT, DISPLACEMENT_OFFSET, encode_displacement
 
-# Files written by :meth:`Reconstruction.save`, in writing order (params.json last: its presence means done).
-OUTPUT_FILES = (
-    "texture.png", "mesh.mtl", "mesh.obj", "mesh.ply", "face.glb", "albedo.png", "displacement.png",
-    "normal_map.png", "mesh_detailed.obj", "mesh_detailed.mtl", "overlay.png", "landmarks.png",
-    "depth.npy", "depth.png", "normals.png", "params.json",
-)  # fmt: skip
+#: What :meth:`Reconstruction.save` can write, by name, with the files of each (``params.json`` is always written,
+#: last: its presence means the folder is complete). ``albedo`` needs texture completion and ``details`` /
+#: ``details-obj`` the details stage; a face without them has none of their files.
+OUTPUTS: dict[str, tuple[str, ...]] = {
+    "glb": ("face.glb",),  # textured, with the 53 expression morph targets (Blender, Unity, three.js)
+    "obj": ("texture.png", "mesh.mtl", "mesh.obj"),
+    "ply": ("mesh.ply",),  # vertex colours
+    "params": ("params.json",),
+    "albedo": ("albedo.png",),
+    "details": ("displacement.png", "normal_map.png", "mesh_detailed.glb"),
+    "details-obj": ("mesh_detailed.obj", "mesh_detailed.mtl", "texture.png"),  # the detailed mesh as text: ~36 MB
+    "pictures": ("overlay.png", "landmarks.png", "depth.png", "normals.png"),
+    "depth": ("depth.npy",),  # float32 mm over the whole photo, 0 = background: 4 bytes per photo pixel
+}
+#: What is written unless asked otherwise: everything but the two large raw forms (``details-obj``, ``depth``).
+DEFAULT_OUTPUTS: tuple[str, ...] = ("glb", "obj", "ply", "params", "albedo", "details", "pictures")
+
+
+def parse_outputs(text: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Output names from ``"glb,obj,params"`` (or a sequence), checked against :data:`OUTPUTS`; ``"all"`` is every one
+    and ``"default"`` :data:`DEFAULT_OUTPUTS`. ``params`` is always included.
+
+    Raises:
+        ValueError: an unknown name, naming the known ones.
+    """
+    names = [n.strip() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
+    chosen: list[str] = []
+    for name in names:
+        expanded = tuple(OUTPUTS) if name == "all" else DEFAULT_OUTPUTS if name == "default" else (name,)
+        for item in expanded:
+            if item not in OUTPUTS:
+                raise ValueError(f"outputs: unknown output {item!r}; expected a comma-separated list of "
+                                 f"{', '.join(OUTPUTS)} (or all, default)")  # fmt: skip
+            if item not in chosen:
+                chosen.append(item)
+    if "params" not in chosen:
+        chosen.append("params")
+    return tuple(chosen)
+
+
+def output_files(outputs: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The file names the outputs ``outputs`` (checked) name, each once, in :data:`OUTPUTS` order."""
+    chosen = parse_outputs(list(outputs))
+    files: list[str] = []
+    for name, names in OUTPUTS.items():
+        if name in chosen:
+            files += [f for f in names if f not in files]
+    return tuple(files)
+
+
+#: Every file :meth:`Reconstruction.save` can write.
+OUTPUT_FILES = output_files(tuple(OUTPUTS))
 
 
 @dataclass(frozen=True, eq=False)
@@ -144,39 +190,54 @@ class Reconstruction:
             "model": "ICT Face Model Light (MIT)",
         }
 
-    def save(self, directory: str | os.PathLike[str]) -> Path:
-        """Write every output file into ``directory`` (created), each file atomically; returns the directory.
+    def save(self, directory: str | os.PathLike[str], outputs: tuple[str, ...] | list[str] = DEFAULT_OUTPUTS) -> Path:
+        """Write the outputs ``outputs`` (names of :data:`OUTPUTS`) into ``directory`` (created), each file atomically.
 
-        Files: ``mesh.obj`` + ``mesh.mtl`` + ``texture.png``, ``mesh.ply`` (vertex colours), ``face.glb``
-        (textured, 53 expression morph targets with the fitted weights), ``params.json``, ``overlay.png``,
-        ``landmarks.png``, ``depth.npy`` + ``depth.png``, ``normals.png``; with texture completion
-        ``albedo.png``; with details ``displacement.png`` (16-bit: ``32768 + d / 0.001 mm``, see
-        :mod:`facerecon.texture.details`), ``normal_map.png`` (object space) and ``mesh_detailed.obj`` (+ .mtl,
-        textured with ``texture.png``). ``params.json`` is written last.
+        ``face.glb`` (textured, 53 expression morph targets with the fitted weights), ``mesh.obj`` + ``mesh.mtl`` +
+        ``texture.png``, ``mesh.ply`` (vertex colours), ``params.json``; with texture completion ``albedo.png``; with
+        details ``displacement.png`` (16-bit: ``32768 + d / 0.001 mm``, see :mod:`facerecon.texture.details`),
+        ``normal_map.png`` (object space) and ``mesh_detailed.glb`` (textured), or ``mesh_detailed.obj`` (+ .mtl,
+        textured with ``texture.png``); the pictures ``overlay.png``, ``landmarks.png``, ``depth.png``,
+        ``normals.png``; the raw ``depth.npy``. ``params.json`` is always written, last.
+
+        Returns:
+            The directory.
+
+        Raises:
+            ValueError: an unknown output name.
         """
+        files = set(output_files(outputs))
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
-        write_obj(out / "mesh.obj", self.export_mesh, texture_name="texture.png")
-        write_ply(out / "mesh.ply", self.export_mesh)
-        write_glb(out / "face.glb", self.export_mesh)
-        if self.albedo_texture is not None:
+        if "mesh.obj" in files:  # with mesh.mtl and texture.png (write_obj writes them beside it)
+            write_obj(out / "mesh.obj", self.export_mesh, texture_name="texture.png")
+        if "mesh.ply" in files:
+            write_ply(out / "mesh.ply", self.export_mesh)
+        if "face.glb" in files:
+            write_glb(out / "face.glb", self.export_mesh)
+        if self.albedo_texture is not None and "albedo.png" in files:
             _write_png(out / "albedo.png", self.albedo_texture)
-        if self.displacement is not None:
+        if self.displacement is not None and "displacement.png" in files:
             with atomic_path(out / "displacement.png") as tmp:
                 if not cv2.imwrite(str(tmp), encode_displacement(self.displacement)):
                     raise OSError(f"could not write {out / 'displacement.png'}")
-        if self.normal_map is not None:
+        if self.normal_map is not None and "normal_map.png" in files:
             _write_png(out / "normal_map.png", self.normal_map)
         if self.detailed_mesh is not None:
-            write_obj(out / "mesh_detailed.obj", self.detailed_mesh, texture_name="texture.png")
-        for name, picture in (("overlay.png", self.overlay), ("landmarks.png", self.landmarks_image),
-                              ("normals.png", self.normals_image)):  # fmt: skip
-            if picture is not None:
+            if "mesh_detailed.glb" in files:
+                write_glb(out / "mesh_detailed.glb", self.detailed_mesh)
+            if "mesh_detailed.obj" in files:  # the same texture.png as mesh.obj (both are the export texture)
+                write_obj(out / "mesh_detailed.obj", self.detailed_mesh, texture_name="texture.png")
+        pictures = (("overlay.png", self.overlay), ("landmarks.png", self.landmarks_image), ("normals.png", self.normals_image))
+        for name, picture in pictures:
+            if picture is not None and name in files:
                 _write_png(out / name, picture)
         if self.depth is not None:
-            with atomic_path(out / "depth.npy") as tmp:
-                np.save(tmp, self.depth.astype(np.float32))
-            _write_png(out / "depth.png", _depth_picture(self.depth))
+            if "depth.npy" in files:
+                with atomic_path(out / "depth.npy") as tmp:
+                    np.save(tmp, self.depth.astype(np.float32))
+            if "depth.png" in files:
+                _write_png(out / "depth.png", _depth_picture(self.depth))
         write_text_atomic(out / "params.json", json.dumps(self.params(), indent=2, allow_nan=False))
         return out
 

@@ -13,12 +13,12 @@ import pytest
 from facerecon.cli.exit_codes import ExitCode
 from facerecon.cli.main import main
 from facerecon.core.errors import FitDivergedError, NoFaceError
+from facerecon.estimate.fit import _check_finite_fit
 from facerecon.fit.landmarks import LandmarkFit
 from facerecon.io.gltf import read_glb
 from facerecon.io.mesh import read_obj, read_ply
-from facerecon.pipeline.reconstruction import OUTPUT_FILES
-from facerecon.estimate.fit import _check_finite_fit
-from facerecon.pipeline.run import Reconstructor, ReconstructOptions
+from facerecon.pipeline.reconstruction import DEFAULT_OUTPUTS, OUTPUT_FILES, output_files
+from facerecon.pipeline.run import ReconstructOptions, Reconstructor
 
 FRONTAL = "3ddfa-JianzhuGuo.jpg"
 
@@ -55,8 +55,15 @@ def test_frontal_face_quality(frontal, face_model) -> None:
 
 
 def test_saved_files(frontal, tmp_path: Path, face_model) -> None:
-    out = frontal.save(tmp_path / "face")
+    out = frontal.save(tmp_path / "face", outputs=("all",))
     assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUT_FILES)
+    default = frontal.save(tmp_path / "default")
+    assert sorted(p.name for p in default.iterdir()) == sorted(output_files(DEFAULT_OUTPUTS))
+    assert not {"depth.npy", "mesh_detailed.obj"} & {p.name for p in default.iterdir()}  # the large raw forms
+    assert sorted(p.name for p in frontal.save(tmp_path / "glb", outputs=["glb"]).iterdir()) == ["face.glb", "params.json"]
+    with pytest.raises(ValueError, match="unknown output 'fbx'.*glb, obj"):
+        frontal.save(tmp_path / "bad", outputs=["glb", "fbx"])
+    assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
     params = json.loads((out / "params.json").read_text())
     assert len(params["identity"]) == 100 and len(params["expression"]) == 53
     assert set(params["timings_ms"]) >= {"detect", "landmarks", "photometric", "texture"}

@@ -60,7 +60,7 @@ def test_details_outputs(profile, face_model, tmp_path: Path) -> None:
     assert face.displacement.shape == (size, size) and face.normal_map.shape == (size, size, 3)
     assert np.abs(face.displacement).max() <= 2.0 + 1e-6 and np.abs(face.displacement).max() > 0
     assert "details" in face.timings_ms and face.losses["details"]["con"] <= face.losses["details"]["con_start"]
-    out = face.save(tmp_path / "f")
+    out = face.save(tmp_path / "f", outputs=("default", "details-obj"))
     disp = cv2.imread(str(out / "displacement.png"), cv2.IMREAD_UNCHANGED)
     assert disp.dtype == np.uint16 and disp.shape == (size, size)
     np.testing.assert_allclose(decode_displacement(disp), face.displacement, atol=6e-4)
@@ -70,10 +70,14 @@ def test_details_outputs(profile, face_model, tmp_path: Path) -> None:
     assert files["displacement.png"] == {"bits": 16, "mm_per_unit": 0.001, "zero": 32768, "direction": "outward normal"}
     albedo = cv2.imread(str(out / "albedo.png"))
     assert albedo.shape == (1024, 1024, 3)
+    from facerecon.io.gltf import read_glb
     from facerecon.io.mesh import read_obj
 
-    detailed = read_obj(out / "mesh_detailed.obj")
+    detailed = read_glb(out / "mesh_detailed.glb")  # the default, binary form
     assert len(detailed.vertices) > 50_000 and detailed.texture is not None
+    as_text = read_obj(out / "mesh_detailed.obj")  # on request: the same mesh as text
+    np.testing.assert_allclose(as_text.vertices, detailed.vertices, atol=2e-3)
+    assert (out / "mesh_detailed.obj").stat().st_size > 2 * (out / "mesh_detailed.glb").stat().st_size
     # The detailed mesh lies on the fitted face (model space, mm): near its vertices (ICT's vertex spacing
     # is up to ~8 mm on the scalp and neck).
     from scipy.spatial import cKDTree
@@ -93,4 +97,10 @@ def test_cli_switches(faces_dir, tmp_path: Path, model_home, monkeypatch) -> Non
     assert main(["reconstruct", str(faces_dir / "prnet-4.jpg"), "-o", str(out), "--no-images", "--quiet",
                  "--no-completion", "--no-details"]) == 0  # fmt: skip
     files = {p.name for p in (out / "prnet-4" / "0").iterdir()}
-    assert "texture.png" in files and not files & {"albedo.png", "displacement.png", "normal_map.png", "mesh_detailed.obj"}
+    assert "texture.png" in files and not files & {"albedo.png", "displacement.png", "normal_map.png", "mesh_detailed.glb"}
+    assert not files & {"overlay.png", "depth.png", "depth.npy"}  # --no-images
+    assert main(["reconstruct", str(faces_dir / "prnet-4.jpg"), "-o", str(tmp_path / "few"), "--quiet", "--stages",
+                 "landmarks", "--outputs", "glb,depth"]) == 0  # fmt: skip
+    assert sorted(p.name for p in (tmp_path / "few" / "prnet-4" / "0").iterdir()) == ["depth.npy", "face.glb", "params.json"]
+    assert main(["reconstruct", str(faces_dir / "prnet-4.jpg"), "-o", str(tmp_path / "bad"), "--outputs", "glb,fbx"]) == 2
+    assert not (tmp_path / "bad").exists()
