@@ -7,6 +7,7 @@ dispatcher that imports them), so imports run one way: ``mesh`` → formats → 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
@@ -87,11 +88,31 @@ def read_bytes(p: Path) -> bytes:
     return data
 
 
+#: zlib level of written textures: 3 encodes a 1024 px face texture in 90 ms against 270 ms at Pillow's default 6,
+#: for a file 15 % larger (measured: 797 KB against 689 KB); 1 is 57 ms and 26 % larger.
+PNG_LEVEL = 3
+_PNG_CACHE: dict[bytes, bytes] = {}
+_PNG_CACHE_SIZE = 4
+
+
 def png_bytes(texture: np.ndarray) -> bytes:
-    """An ``(H, W, 3)`` uint8 RGB texture encoded as PNG."""
+    """An ``(H, W, 3)`` uint8 RGB texture encoded as PNG (zlib level :data:`PNG_LEVEL`).
+
+    The last few encodings are kept by content digest: the same texture written into several files (``mesh.obj``'s
+    ``texture.png``, ``face.glb``, ``mesh_detailed.glb``) is encoded once.
+    """
+    texture = np.ascontiguousarray(texture)
+    key = hashlib.blake2b(texture.data, digest_size=16, key=repr((texture.shape, texture.dtype.str)).encode()).digest()
+    cached = _PNG_CACHE.get(key)
+    if cached is not None:
+        return cached
     buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(texture), "RGB").save(buffer, "PNG")
-    return buffer.getvalue()
+    Image.fromarray(texture, "RGB").save(buffer, "PNG", compress_level=PNG_LEVEL)
+    data = buffer.getvalue()
+    if len(_PNG_CACHE) >= _PNG_CACHE_SIZE:
+        _PNG_CACHE.pop(next(iter(_PNG_CACHE)))
+    _PNG_CACHE[key] = data
+    return data
 
 
 def decode_texture(data: bytes, label: str) -> np.ndarray:

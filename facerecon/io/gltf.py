@@ -74,9 +74,9 @@ def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     v = vertices.astype(np.float64)
     tri = v[faces]
     face_normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])  # length = 2 * area
-    normals = np.zeros_like(v)
-    for corner in range(3):
-        np.add.at(normals, faces[:, corner], face_normals)
+    corners = faces.reshape(-1)
+    repeated = np.repeat(face_normals, 3, axis=0)  # one row per face corner
+    normals = np.stack([np.bincount(corners, repeated[:, c], minlength=len(v)) for c in range(3)], axis=1)
     length = np.linalg.norm(normals, axis=1, keepdims=True)
     out = np.tile(np.array([0.0, 0.0, 1.0]), (len(v), 1))
     good = length[:, 0] > 0
@@ -93,6 +93,8 @@ def _split_at_seams(mesh: Mesh) -> tuple[np.ndarray, np.ndarray | None, np.ndarr
     faces = np.asarray(mesh.faces, dtype=np.int64)
     if mesh.uvs is None:
         return np.arange(n_vertices), None, faces
+    if len(mesh.uvs) == n_vertices and np.array_equal(mesh.uv_faces, faces):  # one UV per vertex already (a UV grid)
+        return np.arange(n_vertices), np.arange(n_vertices), faces
     width = len(mesh.uvs) + 1
     keys = faces.ravel() * width + (np.asarray(mesh.uv_faces, dtype=np.int64).ravel() + 1)
     unused = np.setdiff1d(np.arange(n_vertices), faces.ravel())
