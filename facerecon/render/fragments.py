@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
@@ -29,6 +30,18 @@ class Fragments:
     bary: torch.Tensor
     depth: torch.Tensor
     mask: torch.Tensor
+
+    @cached_property
+    def covered(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+        """The covered pixels, computed once per fragments (interpolation over fixed UV-space fragments then skips it):
+        ``(flat, batch, faces, max_face)``, ``flat`` ``(N,)`` int64 indices of the ``B * H * W`` pixels in row-major
+        order, ``batch`` ``(N,)`` their image, ``faces`` ``(N,)`` their triangle, ``max_face`` the largest (-1 if none).
+        Not differentiable (indices only); the fields must not be changed in place afterwards."""
+        flat = torch.nonzero(self.mask.reshape(-1), as_tuple=False)[:, 0]
+        height, width = self.image_size
+        batch = torch.div(flat, height * width, rounding_mode="floor")
+        faces = self.face_index.reshape(-1)[flat]
+        return flat, batch, faces, int(faces.max()) if faces.numel() else -1
 
     @property
     def batch_size(self) -> int:

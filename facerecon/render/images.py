@@ -20,7 +20,7 @@ import torch
 
 from facerecon.core.check import check_finite, check_floating, check_index_range, check_shape, describe
 from facerecon.render.fragments import Fragments
-from facerecon.render.interpolate import covered_pixels, interpolate
+from facerecon.render.interpolate import interpolate, interpolate_covered
 from facerecon.render.rasterize import check_image_size, rasterize
 from facerecon.render.sh import directional_sh, shade
 
@@ -127,11 +127,10 @@ def shade_fragments(
     if fragments.mask.any() and int(fragments.face_index.max()) >= sizes["F"]:
         raise ValueError(f"fragments: face indices exceed the {sizes['F']} faces given; rasterized with other faces?")
     # Work on the covered pixels only: gather corners, interpolate, shade per image, scatter once.
-    flat, b, _, _ = covered_pixels(fragments)
-    corners = faces.to(torch.int64)[fragments.face_index.reshape(-1)[flat]]  # (N, 3)
-    weights = fragments.bary.reshape(-1, 3)[flat].to(albedo.dtype)[..., None]  # (N, 3, 1)
-    rgb = (weights * albedo[b[:, None], corners]).sum(1)  # (N, 3)
-    nrm = (weights * normals[b[:, None], corners]).sum(1)
+    flat, b, _, _ = fragments.covered
+    bary = fragments.bary.to(albedo.dtype)
+    rgb = interpolate_covered(albedo, faces, fragments, bary)  # (N, 3)
+    nrm = interpolate_covered(normals, faces, fragments, bary)
     pieces = []
     for i in range(batch):
         sel = b == i

@@ -21,16 +21,16 @@ import torch
 
 from facerecon.core.check import (
     check_finite,
-    check_mesh,
     check_floating,
     check_index_range,
     check_integer,
+    check_mesh,
     check_shape,
     describe,
 )
 from facerecon.render.fragments import Fragments
 
-__all__ = ["barycentrics", "interpolate", "covered_pixels"]
+__all__ = ["barycentrics", "covered_pixels", "interpolate", "interpolate_covered"]
 
 
 def _check_fragments(fragments: Fragments) -> None:
@@ -47,8 +47,7 @@ def covered_pixels(fragments: Fragments) -> tuple[torch.Tensor, torch.Tensor, to
     """
     _check_fragments(fragments)
     _, height, width = fragments.face_index.shape
-    flat = torch.nonzero(fragments.mask.reshape(-1), as_tuple=False)[:, 0]
-    batch = torch.div(flat, height * width, rounding_mode="floor")
+    flat, batch, _, _ = fragments.covered
     rest = flat - batch * height * width
     y = torch.div(rest, width, rounding_mode="floor")
     x = rest - y * width
@@ -98,9 +97,9 @@ def barycentrics(
     dtype, device = screen_vertices.dtype, screen_vertices.device
 
     flat, b, y, x = covered_pixels(fragments)
-    if flat.numel() and int(fragments.face_index.reshape(-1)[flat].max()) >= sizes["F"]:
+    if fragments.covered[3] >= sizes["F"]:
         raise ValueError(f"fragments: face indices exceed the {sizes['F']} faces given; rasterized with other faces?")
-    corners = faces.to(torch.int64)[fragments.face_index.reshape(-1)[flat]]  # (N, 3)
+    corners = faces.to(torch.int64)[fragments.covered[2]]  # (N, 3)
     sv = screen_vertices[b[:, None], corners]  # (N, 3 corners, 3)
     z = sv[..., 2]
     if perspective_correct:
@@ -123,6 +122,62 @@ def barycentrics(
         return bary
     depth_n = (bary_n * z).sum(-1, keepdim=True)
     return bary, _scatter(depth_n, flat, (batch, height, width, 1))[..., 0]
+
+
+def _at_covered(attributes: torch.Tensor, faces: torch.Tensor, fragments: Fragments, bary: torch.Tensor) -> torch.Tensor:
+    """``(N, C)`` attributes interpolated at the covered pixels (row-major over the batch); inputs already checked."""
+    flat, b, covering, max_face = fragments.covered
+    if max_face >= faces.shape[0]:
+        raise ValueError(f"fragments: face indices exceed the {faces.shape[0]} faces given; rasterized with other faces?")
+    corners = faces.to(torch.int64)[covering].T  # (3, N)
+    if attributes.dim() == 2:
+        table = attributes
+    else:  # one table of the batch's B * A rows
+        table = attributes.reshape(-1, attributes.shape[-1])
+        corners = corners + b * attributes.shape[1]
+    weights = bary.reshape(-1, 3)[flat].T[..., None]  # (3, N, 1)
+    # Corner by corner (index_select + addcmul): measured 46 ms against einsum("nk,nkc->nc") over an (N, 3, C)
+    # gather 139 ms, for N = 700k covered texels, C = 7, one thread.
+    out = table.index_select(0, corners[0]) * weights[0]
+    out = out.addcmul(table.index_select(0, corners[1]), weights[1])
+    return out.addcmul(table.index_select(0, corners[2]), weights[2])
+
+
+def _checked(attributes: torch.Tensor, faces: torch.Tensor, fragments: Fragments, bary: torch.Tensor | None) -> torch.Tensor:
+    """Check :func:`interpolate`'s arguments; the barycentrics to use, in the attributes' dtype."""
+    _check_fragments(fragments)
+    batch, height, width = fragments.face_index.shape
+    if not isinstance(attributes, torch.Tensor):
+        raise TypeError(f"attributes: expected a tensor of shape (B, A, C) or (A, C), got {describe(attributes)}")
+    sizes: dict[str, int] = {"B": batch}
+    if attributes.dim() == 2:
+        check_shape(attributes, "attributes", ("A", "C"), sizes)
+    else:
+        check_shape(attributes, "attributes", ("B", "A", "C"), sizes)
+    check_floating(attributes, "attributes")
+    check_finite(attributes, "attributes")
+    if not isinstance(faces, torch.Tensor):
+        raise TypeError(f"faces: expected an int64 tensor of shape (F, 3), got {describe(faces)}")
+    check_shape(faces, "faces", ("F", 3), sizes)
+    check_integer(faces, "faces")
+    check_index_range(faces, "faces", sizes["A"])
+    if bary is None:
+        bary = fragments.bary
+    else:
+        check_shape(bary, "bary", (batch, height, width, 3))
+        check_floating(bary, "bary")
+    if bary.dtype != attributes.dtype:
+        bary = bary.to(attributes.dtype)
+    return bary
+
+
+def interpolate_covered(
+    attributes: torch.Tensor, faces: torch.Tensor, fragments: Fragments, bary: torch.Tensor | None = None
+) -> torch.Tensor:
+    """:func:`interpolate` at the covered pixels only: ``(N, C)``, in the order of ``image[fragments.mask]`` (row-major
+    over the batch), without building the full image. Same arguments, checks and gradients."""
+    bary = _checked(attributes, faces, fragments, bary)
+    return _at_covered(attributes, faces, fragments, bary)
 
 
 def interpolate(
@@ -153,35 +208,6 @@ def interpolate(
     Example:
         >>> colours = interpolate(vertex_colours, faces, rasterize(screen, faces, (256, 256)))  # doctest: +SKIP
     """
-    _check_fragments(fragments)
-    batch, height, width = fragments.face_index.shape
-    if not isinstance(attributes, torch.Tensor):
-        raise TypeError(f"attributes: expected a tensor of shape (B, A, C) or (A, C), got {describe(attributes)}")
-    sizes: dict[str, int] = {"B": batch}
-    if attributes.dim() == 2:
-        check_shape(attributes, "attributes", ("A", "C"), sizes)
-    else:
-        check_shape(attributes, "attributes", ("B", "A", "C"), sizes)
-    check_floating(attributes, "attributes")
-    check_finite(attributes, "attributes")
-    if not isinstance(faces, torch.Tensor):
-        raise TypeError(f"faces: expected an int64 tensor of shape (F, 3), got {describe(faces)}")
-    check_shape(faces, "faces", ("F", 3), sizes)
-    check_integer(faces, "faces")
-    check_index_range(faces, "faces", sizes["A"])
-    if bary is None:
-        bary = fragments.bary
-    else:
-        check_shape(bary, "bary", (batch, height, width, 3))
-        check_floating(bary, "bary")
-    if bary.dtype != attributes.dtype:
-        bary = bary.to(attributes.dtype)
-
-    flat, b, _, _ = covered_pixels(fragments)
-    if flat.numel() and int(fragments.face_index.reshape(-1)[flat].max()) >= sizes["F"]:
-        raise ValueError(f"fragments: face indices exceed the {sizes['F']} faces given; rasterized with other faces?")
-    corners = faces.to(torch.int64)[fragments.face_index.reshape(-1)[flat]]  # (N, 3)
-    values = attributes[corners] if attributes.dim() == 2 else attributes[b[:, None], corners]  # (N, 3, C)
-    weights = bary.reshape(-1, 3)[flat]  # (N, 3)
-    out = torch.einsum("nk,nkc->nc", weights, values)
-    return _scatter(out, flat, (batch, height, width, sizes["C"]))
+    bary = _checked(attributes, faces, fragments, bary)
+    out = _at_covered(attributes, faces, fragments, bary)
+    return _scatter(out, fragments.covered[0], (*fragments.face_index.shape, attributes.shape[-1]))

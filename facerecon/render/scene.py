@@ -64,7 +64,7 @@ from facerecon.core.check import (
 from facerecon.geometry.camera import PerspectiveCamera
 from facerecon.geometry.mesh_ops import vertex_normals
 from facerecon.render.fragments import Fragments
-from facerecon.render.interpolate import interpolate
+from facerecon.render.interpolate import interpolate, interpolate_covered
 from facerecon.render.rasterize import rasterize
 from facerecon.render.sh import irradiance, shade
 
@@ -284,14 +284,14 @@ def _sample_texture(image: np.ndarray, uv: np.ndarray) -> np.ndarray:
 def _pixel_albedo(scene: Scene, fragments: Fragments, batch_of: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """``(N, 3)`` albedo of the covered pixels (row-major over the batch; ``batch_of`` their item): interpolated,
     or on textured triangles the texture's."""
-    albedo = interpolate(scene.albedo.to(dtype), scene.triangles, fragments)[fragments.mask]
+    albedo = interpolate_covered(scene.albedo.to(dtype), scene.triangles, fragments)
     tex = scene.texture
     if tex is None:
         return albedo
     on_texture = tex.textured.to(fragments.face_index.device)[fragments.face_index[fragments.mask]]
     if not bool(on_texture.any()):
         return albedo
-    uv = interpolate(tex.uvs.to(dtype), tex.uv_triangles, fragments)[fragments.mask]
+    uv = interpolate_covered(tex.uvs.to(dtype), tex.uv_triangles, fragments)
     image = tex.image.detach().cpu().numpy()
     albedo = albedo.clone()
     for b in range(scene.batch_size):
@@ -306,7 +306,7 @@ def _shade_pixels(scene: Scene, fragments: Fragments, normals: torch.Tensor, dty
     """``(N, 3)`` clamped colours of the covered pixels, shaded per pixel."""
     batch_of = torch.nonzero(fragments.mask)[:, 0]
     albedo = _pixel_albedo(scene, fragments, batch_of, dtype)
-    nrm = interpolate(normals, scene.triangles, fragments)[fragments.mask]
+    nrm = interpolate_covered(normals, scene.triangles, fragments)
     if scene.renormalize:
         nrm = nrm / torch.linalg.vector_norm(nrm, dim=-1, keepdim=True).clamp_min(1e-12)
     sh = scene.sh.to(dtype)

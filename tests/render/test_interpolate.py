@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from facerecon.render.interpolate import barycentrics, covered_pixels, interpolate
+from facerecon.render.interpolate import barycentrics, covered_pixels, interpolate, interpolate_covered
 from facerecon.render.rasterize import rasterize
 
 # Two triangles in camera space (a folded quad), projected; no pixel centre within 1e-3 px of an edge.
@@ -76,6 +76,23 @@ def test_gradcheck_attributes_and_positions(pinhole):
         return interpolate(attributes, FACES, frags, barycentrics(positions, FACES, frags))
 
     assert torch.autograd.gradcheck(fn, (sv, attrs), eps=1e-6, atol=1e-7)
+
+
+def test_covered_values_and_their_gradients(pinhole):
+    """interpolate_covered is interpolate's image at the mask (batched and shared attributes), gradients too."""
+    sv = _screen(pinhole).expand(2, -1, -1).clone()
+    sv[1, :, 0] += 0.7  # the second image differs
+    frags = rasterize(sv, FACES, SIZE)
+    flat, batch, faces, max_face = frags.covered
+    assert torch.equal(flat, covered_pixels(frags)[0]) and max_face == int(frags.face_index.max())
+    assert torch.equal(faces, frags.face_index[frags.mask]) and torch.equal(batch, torch.nonzero(frags.mask)[:, 0])
+    for attrs in (torch.rand(4, 3, dtype=torch.float64), torch.rand(2, 4, 3, dtype=torch.float64)):
+        assert torch.equal(interpolate_covered(attrs, FACES, frags), interpolate(attrs, FACES, frags)[frags.mask])
+    attrs = torch.rand(2, 4, 2, dtype=torch.float64, requires_grad=True)
+    positions = sv.clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(
+        lambda p, a: interpolate_covered(a, FACES, frags, barycentrics(p, FACES, frags)), (positions, attrs), eps=1e-6, atol=1e-7
+    )
 
 
 def test_gradcheck_depth_and_affine_mode(pinhole):
