@@ -37,9 +37,18 @@ _BY_ERROR: tuple[tuple[type[BaseException], ExitCode], ...] = (
 
 def exit_code_for(error: BaseException) -> ExitCode:
     """The exit code for a user-facing error; ``INTERNAL_ERROR`` for anything else."""
-    for cls, code in _BY_ERROR:
-        if isinstance(error, cls):
-            return code
+    return exit_code_for_type(type(error))
+
+
+def exit_code_for_type(kind: type[BaseException] | str | None) -> ExitCode:
+    """:func:`exit_code_for` from the error's class, or its name in :mod:`facerecon.core.errors` (as a worker process
+    reports it); ``INTERNAL_ERROR`` for anything else."""
+    if isinstance(kind, str):
+        kind = getattr(errors, kind, None)
+    if isinstance(kind, type):
+        for cls, code in _BY_ERROR:
+            if issubclass(kind, cls):
+                return code
     return ExitCode.INTERNAL_ERROR
 
 

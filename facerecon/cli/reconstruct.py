@@ -14,11 +14,11 @@ reported on its own line and the batch goes on.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-from facerecon.cli.exit_codes import ExitCode, batch_exit_code, exit_code_for
-from facerecon.core.errors import FaceReconError
+from facerecon.cli.exit_codes import ExitCode, batch_exit_code, exit_code_for_type
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -53,6 +53,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--outputs", default=",".join(DEFAULT_OUTPUTS), metavar="LIST",
                         help="comma-separated outputs to write, of " + ", ".join(OUTPUTS)
                              + "; or all (default: %(default)s; params is always written)")
+    parser.add_argument("--workers", default="auto", metavar="N",
+                        help="worker processes, each with its own model (default auto: one per core for 4 photos or "
+                             "more, else 1, which runs in this process)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
     parser.set_defaults(func=run)
 
@@ -66,11 +69,25 @@ def _unique_stem(path: Path, taken: set[str]) -> str:
     return name
 
 
+def _workers(value: object, photos: int) -> int | None:
+    """``--workers``: a positive int, or ``auto`` (one per usable core from 4 photos on: below that the workers'
+    start-up, ~5 s each, costs more than they save); None when invalid."""
+    if value == "auto":
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return cores if photos >= 4 else 1
+    try:
+        count = int(str(value))
+    except ValueError:
+        return None
+    return count if count >= 1 else None
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from facerecon.pipeline.batch import BatchItem, reconstruct_batch
     from facerecon.pipeline.reconstruction import DEFAULT_OUTPUTS, parse_outputs
-    from facerecon.pipeline.run import ReconstructOptions, Reconstructor
+    from facerecon.pipeline.run import ReconstructOptions
 
     try:
         outputs = parse_outputs(getattr(args, "outputs", ",".join(DEFAULT_OUTPUTS)))
@@ -88,28 +105,36 @@ def run(args: argparse.Namespace) -> int:
         # getattr: other commands (``facerecon demo``) call run() with their own arguments.
         texture_completion=not getattr(args, "no_completion", False), details=not getattr(args, "no_details", False),
     )  # fmt: skip
-    rows: list[tuple[str, str, str, str, str, str]] = []
-    failures: list[ExitCode] = []
+    paths = [Path(p) for p in args.images]
+    workers = _workers(getattr(args, "workers", "auto"), len(paths))
+    if workers is None:
+        print(f"facerecon reconstruct: error: --workers: expected a positive number or auto, got {args.workers!r}",
+              file=sys.stderr)  # fmt: skip
+        return ExitCode.USAGE
     taken: set[str] = set()
-    with Reconstructor(options=options) as rec:
-        for path in tqdm([Path(p) for p in args.images], desc="reconstructing", unit="image",
-                         disable=args.quiet, file=sys.stderr, leave=False):  # fmt: skip
-            stem = _unique_stem(path, taken)
-            try:
-                result = rec.run(path, name=stem)
-            except FaceReconError as err:
-                print(f"facerecon: {path}: {err}", file=sys.stderr)
-                failures.append(exit_code_for(err))
-                rows.append((stem, "-", "failed", "-", "-", str(err)))
-                continue
-            for skipped in result.skipped:
-                print(f"facerecon: {path}: skipped {skipped.reason}", file=sys.stderr)
-            for face in result.reconstructions:
-                face.save(args.output / stem / str(face.face_index), outputs)
-                total = sum(face.timings_ms.values())
-                photo = "-" if face.photometric_error is None else f"{face.photometric_error:.4f}"
-                yaw = f"{face.angles_deg[1]:+.0f}"
-                rows.append((stem, str(face.face_index), "ok", f"{face.landmark_error_px:.2f}", photo, f"yaw {yaw}°, {total:.0f} ms"))
+    items = [BatchItem(path, _unique_stem(path, taken)) for path in paths]
+    order = {item.stem: i for i, item in enumerate(items)}
+    results: dict[str, list[tuple[str, str, str, str, str, str]]] = {}
+    failures: list[ExitCode] = []
+    batch = reconstruct_batch(items, args.output, options, outputs, workers=workers, quiet_workers=not getattr(args, "verbose", False),
+                              progress=not args.quiet)  # fmt: skip
+    for result in tqdm(batch, total=len(items), desc="reconstructing", unit="image", disable=args.quiet, file=sys.stderr,
+                       leave=False):  # fmt: skip
+        stem, path = result.item.stem, result.item.path
+        if result.error is not None:
+            print(f"facerecon: {path}: {result.error}", file=sys.stderr)
+            failures.append(exit_code_for_type(result.error_type))
+            results[stem] = [(stem, "-", "failed", "-", "-", result.error)]
+            continue
+        for reason in result.skipped:
+            print(f"facerecon: {path}: skipped {reason}", file=sys.stderr)
+        results[stem] = [
+            (stem, str(face.face_index), "ok", f"{face.landmark_error_px:.2f}",
+             "-" if face.photometric_error is None else f"{face.photometric_error:.4f}",
+             f"yaw {face.yaw_deg:+.0f}°, {face.total_ms:.0f} ms")
+            for face in result.faces
+        ]  # fmt: skip
+    rows = [row for stem in sorted(results, key=order.__getitem__) for row in results[stem]]
     if not args.quiet:
         print("| image | face | status | landmark error (px) | photometric error | notes |")
         print("|---|---|---|---|---|---|")
