@@ -7,7 +7,7 @@ Neither ``GLOG_minloglevel`` nor ``TF_CPP_MIN_LOG_LEVEL`` reaches them (measured
 works at the descriptor level: fd 2 becomes a pipe read by a thread that drops the lines matching
 :data:`NOISE` and passes every other line on (a native error message still reaches the user), while Python's
 own ``sys.stderr`` (progress bars, our messages) gets a duplicate of the real stderr and bypasses the filter.
-:func:`quiet_python_warnings` hides the third-party deprecation warnings (protobuf's "SymbolDatabase.
+:func:`facerecon.core.quiet.quiet_python_warnings` (in ``core``: the batch's worker processes call it too) hides the third-party deprecation warnings (protobuf's "SymbolDatabase.
 GetPrototype() is deprecated", raised inside MediaPipe), never facerecon's own, and torch's ONNX exporter's
 log warnings.
 
@@ -18,16 +18,16 @@ the process's descriptors; the library itself changes nothing global.
 from __future__ import annotations
 
 import io
-import logging
 import os
 import re
 import sys
 import threading
-import warnings
 from types import TracebackType
 from typing import Self
 
-__all__ = ["NOISE", "QuietNativeStderr", "quiet_python_warnings"]
+from facerecon.core.quiet import quiet_python_warnings
+
+__all__ = ["NOISE", "QuietNativeStderr", "is_noise", "quiet_python_warnings"]
 
 #: Lines of native log noise (matched at the start of a line, after stripping), dropped from stderr.
 NOISE: tuple[re.Pattern[str], ...] = (
@@ -107,13 +107,3 @@ def _writes_to_fd2(stream: object) -> bool:
         return stream.fileno() == 2  # type: ignore[attr-defined]
     except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
         return False
-
-
-def quiet_python_warnings() -> None:
-    """Hide third-party deprecation warnings, and torch's ONNX exporter's log warnings (it logs "torchvision is not
-    installed" when the regressor's graph is exported on first use), for the rest of the run (the command line only)."""
-    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", message=r"SymbolDatabase\.GetPrototype\(\) is deprecated")
-    for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
-        warnings.filterwarnings("ignore", category=category)
-        warnings.filterwarnings("default", category=category, module=r"facerecon(\.|$)")

@@ -79,7 +79,7 @@ def _reconstruct_one(rec, item: BatchItem, output: Path, outputs: tuple[str, ...
 
 def _worker_init(options, home: str | None, quiet: bool) -> None:
     if quiet:
-        from facerecon.cli.quiet import quiet_python_warnings
+        from facerecon.core.quiet import quiet_python_warnings
 
         quiet_python_warnings()
     from facerecon.pipeline.run import Reconstructor
