@@ -157,6 +157,9 @@ def reconstruct_batch(items: Sequence[BatchItem], output: Path, options, outputs
             return
         # A worker died. The photos in flight (their folder has the marker) lose what they wrote and get one more
         # try; a second death fails them. The others simply go to the new pool.
+        in_flight = [item for item in pending if item.stem not in finished and (output / item.stem / IN_PROGRESS).exists()]
+        if not finished and not in_flight:  # the workers die before any photo starts: no new pool would fare better
+            raise RuntimeError("the worker processes died before reconstructing any photo (out of memory at start-up?)")
         retry = []
         for item in pending:
             if item.stem in finished:
