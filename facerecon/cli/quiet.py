@@ -67,9 +67,11 @@ class QuietNativeStderr:
         self._saved_fd = saved
         self._saved_stream = sys.stderr
         if _writes_to_fd2(sys.stderr):
-            # Python's stderr keeps writing to the terminal directly (a progress bar's "\r" updates are not lines).
-            sys.stderr = io.TextIOWrapper(os.fdopen(os.dup(saved), "wb", buffering=0), encoding="utf-8",
-                                          errors="backslashreplace", write_through=True)  # fmt: skip
+            # Python's stderr keeps writing to the terminal directly (a progress bar's "\r" updates are not lines;
+            # tqdm flushes each one). Line-buffered, so a line reaches fd 2 in one write: print's text and its "\n"
+            # are two writes, and a native line passed on by the pump could land between them.
+            sys.stderr = io.TextIOWrapper(os.fdopen(os.dup(saved), "wb"), encoding="utf-8",
+                                          errors="backslashreplace", line_buffering=True)  # fmt: skip
         self._thread = threading.Thread(target=self._pump, args=(read_fd, saved), name="quiet-stderr", daemon=True)
         self._thread.start()
         return self
