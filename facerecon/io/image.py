@@ -1,31 +1,48 @@
 """Robust image input: any common photo file (or array) to one ``(H, W, 3)`` uint8 RGB array.
 
-What :func:`read_image` does to a file, in order:
+What :func:`read_image_with_info` does to a file, in order:
 
-1. Opens it with Pillow (JPEG, PNG, WebP, BMP, TIFF, and whatever else Pillow decodes, e.g. GIF, AVIF);
-   HEIC/HEIF, which Pillow cannot decode, gets its own message.
-2. Checks its size from the header, before decoding: more than ``max_pixels`` pixels (default
-   :data:`DEFAULT_MAX_PIXELS`, 50 megapixels plus a 20 % margin) is an error naming both numbers.
-   Pillow's own decompression-bomb guard (``Image.MAX_IMAGE_PIXELS``) also becomes that error; this
-   module never changes Pillow's global setting.
-3. Decodes it fully (Pillow loads lazily: a truncated file would otherwise go unnoticed), without ever
-   setting ``ImageFile.LOAD_TRUNCATED_IMAGES``.
+1. Reads its bytes and opens it with Pillow, header only (JPEG, PNG, WebP, BMP, TIFF, and whatever else Pillow
+   decodes, e.g. GIF, AVIF); HEIC/HEIF, which Pillow cannot decode, gets its own message.
+2. Checks its size from the header, before decoding anything:
+
+   * **decompression bombs**: a file whose header promises more pixels than its bytes could hold is refused,
+     naming both numbers. The bound comes from the format's maximum compression (:func:`_byte_bound`): PNG's
+     deflate compresses at most 1032:1, a Huffman-coded JPEG needs at least one bit per 8 x 8 block, and other
+     formats get a generic bound of 1032 pixels per byte. Real photos hold ~0.1 to 3 bytes per pixel and pass
+     by orders of magnitude;
+   * more than ``max_pixels`` pixels (default :data:`DEFAULT_MAX_PIXELS`, 1 gigapixel: 2.5 times a 400 MP
+     pixel-shift camera's output) is an error naming both numbers.
+
+   Pillow's own pixel-count guard (``Image.MAX_IMAGE_PIXELS``, 89 MP: it would refuse a 108 MP phone photo) is
+   replaced by these checks for this module's reads only: its warning is ignored locally and, above twice the
+   limit, the file is opened with the same plugin Pillow would use; the global is never read or changed.
+3. Decodes it (Pillow loads lazily: a truncated file would otherwise go unnoticed), without ever setting
+   ``ImageFile.LOAD_TRUNCATED_IMAGES``. With ``max_side``, a larger image is decoded reduced where the
+   format allows it: a JPEG through libjpeg's DCT scaling (Pillow's ``draft``: 1/2, 1/4 or 1/8 of the size,
+   at about that fraction of the memory and time), a grey or RGB image of another format box-averaged by an
+   integer factor right after decoding (Pillow's ``reduce``); TIFFs above Pillow's decoding limit are decoded
+   with OpenCV.
 4. Converts to 8-bit RGB: grayscale is repeated in the three channels; 16-bit samples are scaled as
    ``round(v * 255 / 65535)`` (16-bit colour PNG/TIFF is decoded with OpenCV because Pillow keeps only the
    high byte); CMYK and palette images are converted by Pillow (CMYK without colour management: an embedded
    ICC profile is not applied); **transparency is composited on white** (a transparent background then looks
    like paper, not like a black hole a face detector could trip on).
-5. Applies the EXIF orientation (Pillow's ``ImageOps.exif_transpose``), so the array is upright as a
-   viewer shows it.
+5. With ``max_side``: shrinks it with OpenCV's area averaging to exactly ``scale = max_side / long side``
+   of the stored picture (``ImageInfo.scale``; :func:`points_to_original` maps points back).
+6. Applies the EXIF orientation (the table of Pillow's ``ImageOps.exif_transpose``), so the array is upright as
+   a viewer shows it. The EXIF 35 mm focal length is a field of view, so it holds at any working size.
 
 Every user-fixable failure raises :class:`facerecon.core.errors.ImageReadError` with one line that names
-the file. Large photos are meant to be detected on a smaller copy: :func:`downscale_for_detection` and
-:func:`points_to_original`.
+the file. Photos already in memory are meant to be detected on a smaller copy: :func:`downscale_for_detection`
+and :func:`points_to_original`.
 
 Example:
-    >>> image = read_image("photo.jpg")                       # doctest: +SKIP
-    >>> small, scale = downscale_for_detection(image, 1280)   # doctest: +SKIP
-    >>> landmarks = points_to_original(detect(small), scale)  # doctest: +SKIP
+    >>> info = read_image_with_info("photo.jpg", max_side=4096)     # doctest: +SKIP
+    >>> info.image.shape, info.original_size, info.scale            # doctest: +SKIP
+    ((3072, 4096, 3), (9000, 12000), 0.3413333333333333)
+    >>> small, scale = downscale_for_detection(info.image, 1280)    # doctest: +SKIP
+    >>> landmarks = points_to_original(detect(small), scale)        # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -33,6 +50,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +58,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from facerecon.core.check import check_positive, check_range, describe
 from facerecon.core.errors import ImageReadError
@@ -55,23 +73,33 @@ __all__ = [
     "read_image_with_info",
 ]
 
-#: The default pixel limit: 50 megapixels plus a 20 % margin (a "50 MP" camera may give 8688 x 5792).
-DEFAULT_MAX_PIXELS = 60_000_000
+#: The default pixel limit: 1 gigapixel, 2.5 times the largest photos cameras make (400 MP pixel-shift; phones
+#: reach 200 MP). Files are refused below it only when their bytes cannot hold their pixels (:func:`_byte_bound`).
+#: Decoding at full size costs ~7 bytes per pixel for a moment; with ``max_side`` a JPEG costs ~3 bytes per
+#: pixel of the reduced decode only, other formats ~4 bytes per full-size pixel.
+DEFAULT_MAX_PIXELS = 1_000_000_000
+
+# --- decompression bombs: the most pixels a file of n bytes can hold ----------------------------------------
+# Deflate (PNG's coder) compresses at most 1032:1: a 258-byte match costs at least 2 bits (a 1-bit
+# length/literal code and a 1-bit distance code), 258 * 8 / 2 = 1032 (zlib's "technical details",
+# https://zlib.net/zlib_tech.html: "the limit is 1032:1"). Every pixel's bits are in the inflated data.
+_DEFLATE_MAX_RATIO = 1032
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # PNG colour type -> samples per pixel (PNG spec, 11.2.2)
+# A Huffman-coded JPEG (ITU-T T.81) codes every 8 x 8 block's DC difference with a Huffman code of at least 1 bit
+# (F.1.2.1 sequential, G.1.2.1 progressive; code lengths are 1 to 16 bits, C.2), so n bytes hold at most 8 n blocks
+# of the full-resolution grid = 512 n pixels. (A sequential block also needs an EOB code, a real photo ~1 bit per
+# pixel: 64 times more.) The arithmetic coder (SOF9-15) has no such floor and gets the generic bound.
+_JPEG_HUFFMAN_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7})
+_JPEG_PIXELS_PER_BYTE = 8 * 64
+# Other formats (WebP, TIFF, BMP, GIF, arithmetic JPEG...): their coders (VP8's boolean coder, WebP lossless' prefix
+# codes with single-symbol trees, LZW, CCITT fax) have no useful floor on flat pictures, so this is a policy, not a
+# derived limit: deflate's ratio on one byte per pixel (one bit for a bilevel image). A real photo holds ~0.1 to
+# 3 bytes per pixel.
+_GENERIC_PIXELS_PER_BYTE = _DEFLATE_MAX_RATIO
 
 _EXIF_ORIENTATION = 0x0112  # IFD0 Orientation (EXIF 2.32, table 4)
 _EXIF_IFD = 0x8769  # pointer to the Exif sub-IFD
 _EXIF_FOCAL_35MM = 0xA405  # FocalLengthIn35mmFilm, in the Exif sub-IFD (mm, SHORT)
-
-# Pillow's transposition for each EXIF orientation, the table ImageOps.exif_transpose uses.
-_TRANSPOSE = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
 
 _SUPPORTED = "JPEG, PNG, WebP, BMP or TIFF"
 
@@ -81,13 +109,19 @@ class ImageInfo:
     """An image read from a file, with what was learnt on the way.
 
     Attributes:
-        image: ``(H, W, 3)`` uint8 RGB, upright (EXIF orientation applied), transparency on white.
-        original_size: ``(height, width)`` in pixels as stored in the file, before the EXIF orientation
-            (equal to ``image.shape[:2]`` or its transpose).
+        image: ``(H, W, 3)`` uint8 RGB, upright (EXIF orientation applied), transparency on white; the working
+            image: the file's picture resized by ``scale``.
+        original_size: ``(height, width)`` in pixels as stored in the file, before the EXIF orientation and
+            any reduction (``image.shape[:2]`` or its transpose when ``scale == 1``).
         orientation: the EXIF orientation that was applied, 1 (none) to 8.
         focal_35mm: the EXIF ``FocalLengthIn35mmFilm`` in mm (the focal length a 36 x 24 mm frame would
-            need for the same field of view), or None when the file does not record it.
+            need for the same field of view), or None when the file does not record it. A field of view: it
+            holds for the working image (``f_px = f35 * hypot(W, H) / hypot(36, 24)`` of ``image``).
         path: the file that was read.
+        scale: working / original size, 1.0 when read at full size; else ``max_side / max(original_size)``
+            (each side rounded to whole pixels: ``round(side * scale)``). A working pixel maps back as
+            ``x_orig = (x + 0.5) / scale - 0.5`` (:func:`points_to_original`).
+        decode_reduction: the JPEG decoder's reduction, 1, 2, 4 or 8 (1: decoded at full size).
     """
 
     image: np.ndarray
@@ -95,6 +129,8 @@ class ImageInfo:
     orientation: int
     focal_35mm: float | None
     path: Path
+    scale: float = 1.0
+    decode_reduction: int = 1
 
 
 def _fail(path: Path, what: str) -> ImageReadError:
@@ -109,11 +145,104 @@ def _check_max_pixels(max_pixels: int) -> None:
         raise ValueError(f"max_pixels: expected a positive int, got {max_pixels}")
 
 
-def _too_large(label: Path | str, width: int, height: int, limit: int, whose: str = "") -> ImageReadError:
+def _check_max_side(max_side: int | None) -> None:
+    if max_side is None:
+        return
+    if isinstance(max_side, bool) or not isinstance(max_side, int):
+        raise TypeError(f"max_side: expected a positive int or None, got {describe(max_side)}")
+    if max_side <= 0:
+        raise ValueError(f"max_side: expected a positive int or None, got {max_side}")
+
+
+def _too_large(label: Path | str, width: int, height: int, limit: int) -> ImageReadError:
     return ImageReadError(
         f"{label}: image is {width} x {height} = {width * height / 1e6:.1f} megapixels, above the limit of "
-        f"{limit:,} pixels ({limit / 1e6:.1f} megapixels){whose}; downscale it first or raise max_pixels"
+        f"{limit:,} pixels ({limit / 1e6:.1f} megapixels); downscale it first or raise max_pixels"
     )
+
+
+def _jpeg_sof(data: bytes) -> tuple[int, int, int] | None:
+    """``(marker, width, height)`` of a JPEG's first start-of-frame segment (markers 0xC0-0xCF but DHT, JPG, DAC),
+    or None when there is none before SOS or the end."""
+    i, n = 2, len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+        elif marker == 0x01 or 0xD0 <= marker <= 0xD8:  # TEM, RSTn, SOI: no length
+            i += 2
+        elif 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            if i + 9 > n:
+                return None
+            height, width = struct.unpack(">HH", data[i + 5 : i + 9])  # after the length and the sample precision
+            return marker, width, height
+        elif marker in (0xDA, 0xD9):  # SOS or EOI before any frame
+            return None
+        else:
+            i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+    return None
+
+
+def _byte_bound(data: bytes, fmt: str | None, mode: str = "") -> tuple[int, str]:
+    """The most pixels ``data`` (a whole file of format ``fmt``, Pillow mode ``mode``) could hold, and where the
+    figure comes from."""
+    n = len(data)
+    if fmt == "PNG" and len(data) >= 29 and data[12:16] == b"IHDR":
+        bits = _PNG_CHANNELS.get(data[25], 1) * max(data[24], 1)  # samples per pixel x bit depth
+        return n * 8 * _DEFLATE_MAX_RATIO // bits, f"deflate compresses at most {_DEFLATE_MAX_RATIO}:1, {bits}-bit pixels"
+    sof = _jpeg_sof(data) if fmt in ("JPEG", "MPO") else None
+    if sof is not None and sof[0] in _JPEG_HUFFMAN_SOF:
+        return n * _JPEG_PIXELS_PER_BYTE, "a Huffman-coded JPEG needs at least 1 bit per 8 x 8 block"
+    per_byte = _GENERIC_PIXELS_PER_BYTE * (8 if mode == "1" else 1)
+    return n * per_byte, f"at most {per_byte} pixels per byte for {fmt or 'this format'}, the generic bound"
+
+
+def _header_size(data: bytes) -> tuple[str, int, int] | None:
+    """``(format, width, height)`` read by us from a PNG's IHDR or a JPEG's SOF, before Pillow sees the file (so
+    a bare header with no data at all is still judged by its size), or None for other files."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) >= 29 and data[12:16] == b"IHDR":
+        width, height = struct.unpack(">II", data[16:24])
+        return "PNG", width, height
+    if data.startswith(b"\xff\xd8\xff"):
+        sof = _jpeg_sof(data)
+        if sof is not None:
+            return "JPEG", sof[1], sof[2]
+    return None
+
+
+def _bomb(path: Path, width: int, height: int, size: int, bound: int, why: str) -> ImageReadError:
+    return _fail(
+        path,
+        f"image is {width} x {height} = {width * height / 1e6:.1f} megapixels, but a file of {size:,} bytes can "
+        f"hold at most {bound:,} pixels ({why}): a decompression bomb or a damaged file",
+    )
+
+
+def _pillow_open(data: bytes) -> Image.Image:
+    """``Image.open`` of the bytes without Pillow's pixel-count guard (the caller checks the byte bound next,
+    before anything is decoded; opening reads the header only)."""
+    with warnings.catch_warnings():  # restores the warning filters when the block ends
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            return Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError:
+            pass
+    # Above twice MAX_IMAGE_PIXELS Image.open raises after its plugin has read the header. Call that plugin's
+    # factory ourselves, as Image.open does (its registry, read only), leaving Pillow's settings alone.
+    Image.init()
+    prefix = data[:16]
+    for name in Image.ID:
+        factory, accept = Image.OPEN[name]
+        result = not accept or accept(prefix)
+        if isinstance(result, str) or not result:
+            continue
+        try:
+            return factory(io.BytesIO(data), "")
+        except (SyntaxError, IndexError, TypeError, struct.error):
+            continue
+    raise UnidentifiedImageError("cannot identify image file")
 
 
 def _sniff_unsupported(head: bytes) -> str | None:
@@ -142,30 +271,28 @@ def _open(path: Path, max_pixels: int) -> tuple[Image.Image, bytes]:
     unsupported = _sniff_unsupported(data[:64])
     if unsupported:
         raise _fail(path, unsupported)
-    pil_limit = Image.MAX_IMAGE_PIXELS
+    header = _header_size(data)
+    if header is not None:  # the byte bound before Pillow parses anything
+        fmt, width, height = header
+        bound, why = _byte_bound(data, fmt)
+        if width * height > bound:
+            raise _bomb(path, width, height, len(data), bound, why)
     try:
-        # Pillow warns above MAX_IMAGE_PIXELS and raises above twice that; both become our error.
-        # catch_warnings restores the warning filters when the block ends (nothing global is kept).
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data))
-    except Image.DecompressionBombError:
-        raise _fail(
-            path,
-            f"image is above Pillow's decompression-bomb limit (Image.MAX_IMAGE_PIXELS = {pil_limit} pixels, "
-            "error at twice that)",
-        ) from None
+        im = _pillow_open(data)
+    except Image.DecompressionBombError as err:  # a plugin's own check at open (WebP above twice Pillow's limit)
+        raise _fail(path, f"Pillow refuses to open it: {err}") from None
     except UnidentifiedImageError:
         raise _fail(path, f"not an image, or not of a supported format (expected {_SUPPORTED})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as err:
         raise _fail(path, f"corrupt image header: {err}") from None
     width, height = im.size
-    if width * height > max_pixels:
-        raise _too_large(path, width, height, max_pixels)
-    if any(issubclass(w.category, Image.DecompressionBombWarning) for w in caught):
-        raise _too_large(path, width, height, int(pil_limit or 0), " set by Pillow's Image.MAX_IMAGE_PIXELS")
     if width <= 0 or height <= 0:
         raise _fail(path, f"image has no pixels ({width} x {height})")
+    bound, why = _byte_bound(data, im.format, im.mode)
+    if width * height > bound:
+        raise _bomb(path, width, height, len(data), bound, why)
+    if width * height > max_pixels:
+        raise _too_large(path, width, height, max_pixels)
     return im, data
 
 
@@ -269,20 +396,72 @@ def _exif_values(im: Image.Image) -> tuple[int, float | None]:
     return orientation, focal
 
 
-def read_image_with_info(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
+def _orient(image: np.ndarray, orientation: int) -> np.ndarray:
+    """``image`` (as stored) turned upright for an EXIF orientation, as ``ImageOps.exif_transpose`` turns it (2 flip
+    left-right, 3 rotate 180, 4 flip top-bottom, 5 transpose, 6 rotate 90 clockwise, 7 transverse, 8 rotate 90
+    counter-clockwise; EXIF 2.32, table 4), as a NumPy view (no copy of a large image)."""
+    if orientation == 2:
+        return image[:, ::-1]
+    if orientation == 3:
+        return image[::-1, ::-1]
+    if orientation == 4:
+        return image[::-1]
+    if orientation == 5:
+        return image.swapaxes(0, 1)
+    if orientation == 6:
+        return image.swapaxes(0, 1)[:, ::-1]
+    if orientation == 7:
+        return image[::-1, ::-1].swapaxes(0, 1)
+    if orientation == 8:
+        return image.swapaxes(0, 1)[::-1]
+    return image
+
+
+def _working_size(width: int, height: int, max_side: int | None) -> tuple[int, int, float]:
+    """``(width, height, scale)`` of the working image: the long side at most ``max_side``, both sides by one factor."""
+    longest = max(width, height)
+    if max_side is None or longest <= max_side:
+        return width, height, 1.0
+    scale = max_side / longest
+    return max(1, int(width * scale + 0.5)), max(1, int(height * scale + 0.5)), scale
+
+
+def _decode_with_opencv(path: Path, data: bytes) -> np.ndarray:
+    """A file Pillow will not decode (a TIFF above twice its ``MAX_IMAGE_PIXELS``) to RGB uint8 with OpenCV, as
+    stored (no EXIF rotation: ``IMREAD_UNCHANGED``). OpenCV has its own limit of 2^30 pixels."""
+    try:
+        arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as err:
+        raise _fail(path, f"cannot decode the image with OpenCV either ({err})") from None
+    if arr is None or arr.ndim not in (2, 3):
+        raise _fail(path, "cannot decode the image with OpenCV either")
+    if arr.ndim == 3 and arr.shape[2] in (3, 4):
+        arr = np.concatenate([arr[..., 2::-1], arr[..., 3:]], axis=2)  # BGR(A) -> RGB(A)
+    try:
+        return as_rgb_uint8(arr)
+    except (TypeError, ValueError) as err:
+        raise _fail(path, f"unsupported image samples: {err}") from None
+
+
+def read_image_with_info(
+    path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int | None = None
+) -> ImageInfo:
     """Read an image file as upright 8-bit RGB, with its stored size, orientation and 35 mm focal length.
 
     Args:
         path: the image file (JPEG, PNG, WebP, BMP, TIFF, ...).
         max_pixels: the largest accepted width x height, checked from the header before decoding.
+        max_side: the longest side of the returned image; a larger picture is decoded reduced where the format
+            allows (JPEG: 1/2, 1/4 or 1/8 in the decoder) and shrunk by area averaging to exactly
+            ``scale = max_side / long side`` (``info.scale``). None: full size.
 
     Returns:
         An :class:`ImageInfo`; ``info.image`` is ``(H, W, 3)`` uint8 RGB, row 0 the top of the picture.
 
     Raises:
         ImageReadError: the file is missing, empty, not an image, of an unsupported format, truncated or
-            corrupt, or larger than ``max_pixels`` (or Pillow's ``Image.MAX_IMAGE_PIXELS``).
-        TypeError, ValueError: ``path`` or ``max_pixels`` is of the wrong kind.
+            corrupt, larger than ``max_pixels``, or its header promises more pixels than its bytes can hold.
+        TypeError, ValueError: ``path``, ``max_pixels`` or ``max_side`` is of the wrong kind.
 
     Example:
         >>> info = read_image_with_info("photo.jpg")  # doctest: +SKIP
@@ -292,35 +471,59 @@ def read_image_with_info(path: str | os.PathLike[str], max_pixels: int = DEFAULT
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path: expected a file path, got {describe(path)}")
     _check_max_pixels(max_pixels)
+    _check_max_side(max_side)
     p = Path(path)
     im, data = _open(p, max_pixels)
+    width, height = im.size
+    target_w, target_h, scale = _working_size(width, height, max_side)
+    reduction = 1
     with im:
         # Pillow decodes 16-bit colour to 8 bits by dropping the low byte; the tile says so (before load).
         wide_color = im.mode in ("RGB", "RGBA") and im.format in ("PNG", "TIFF") and "16" in _rawmode(im)
+        if scale < 1.0 and im.format in ("JPEG", "MPO"):
+            # libjpeg's DCT scaling: the largest reduction 1/2, 1/4 or 1/8 that stays at least the target size.
+            drafted = im.draft(None, (target_w, target_h))
+            if drafted is not None:
+                reduction = max(1, round(width / drafted[1][2]))
+        opencv = False
         try:
-            im.load()  # Pillow is lazy: force decoding so that truncation shows here
+            with warnings.catch_warnings():  # Pillow's pixel guard in TIFF's load: our checks were made
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                im.load()  # Pillow is lazy: force decoding so that truncation shows here
         except Image.DecompressionBombError as err:
-            raise _fail(p, f"image is above Pillow's decompression-bomb limit: {err}") from None
+            if im.format != "TIFF":
+                raise _fail(p, f"image is above Pillow's decompression-bomb limit: {err}") from None
+            opencv = True  # TIFF refuses to allocate above twice MAX_IMAGE_PIXELS; the byte bound was checked
         except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as err:
             text = str(err)
             if "truncated" in text or isinstance(err, EOFError):
                 raise _fail(p, f"truncated image file ({text})") from None
             raise _fail(p, f"cannot decode the image, the file is corrupt or unsupported ({text})") from None
         orientation, focal = _exif_values(im)
-        original_size = (im.size[1], im.size[0])
         if wide_color:
             rgb = _decode_16bit_color(p, data)
-            upright = Image.fromarray(rgb)
-            if orientation in _TRANSPOSE:
-                upright = upright.transpose(_TRANSPOSE[orientation])
-            image = np.asarray(upright)
+        elif opencv:
+            rgb = _decode_with_opencv(p, data)
         else:
-            upright = ImageOps.exif_transpose(im) if orientation != 1 else im
-            image = _pil_to_rgb(upright, p)
-    image = np.ascontiguousarray(image, dtype=np.uint8)
-    if image.flags.writeable is False:
+            factor = min(im.size[0] // target_w, im.size[1] // target_h)
+            if factor >= 2 and im.mode in ("1", "L", "RGB") and "transparency" not in im.info:
+                # Box-average by a whole factor in Pillow first: the full-size RGB array is never made.
+                grey = im.convert("L") if im.mode == "1" else im
+                reduced = grey.reduce(factor)
+                grey.close()
+                im.close()
+                with reduced:
+                    rgb = _pil_to_rgb(reduced, p)
+            else:
+                rgb = _pil_to_rgb(im, p)
+    del data
+    if rgb.shape[:2] != (target_h, target_w):
+        rgb = cv2.resize(rgb, (target_w, target_h), interpolation=cv2.INTER_AREA)
+    image = np.ascontiguousarray(_orient(rgb, orientation), dtype=np.uint8)
+    if not image.flags.writeable:  # a view of Pillow's bytes
         image = image.copy()
-    return ImageInfo(image=image, original_size=original_size, orientation=orientation, focal_35mm=focal, path=p)
+    return ImageInfo(image=image, original_size=(height, width), orientation=orientation, focal_35mm=focal, path=p,
+                     scale=scale, decode_reduction=reduction)  # fmt: skip
 
 
 def read_image(

@@ -71,6 +71,15 @@ class ReconstructOptions:
         default_focal_35mm: the 35 mm-equivalent focal length assumed when the photo's EXIF has none (50 mm:
             a portrait lens; horizontal field of view ~40 degrees).
         max_fit_side: the photometric stage works on a copy whose long side is at most this (px).
+        max_image_side: a photo file is read at a working size whose long side is at most this (px; None: full
+            size): a JPEG decoded at 1/2, 1/4 or 1/8 by libjpeg, then area-averaged
+            (:func:`facerecon.io.image.read_image_with_info`). The camera comes from the working size and the
+            35 mm focal length, and every output in pixels (box, landmarks, intrinsics, ``image_size``, overlay,
+            depth, rendered) is at the working size. 2048: the fit works at 1280 (boxes) and ``max_fit_side`` anyway,
+            a face box of ~700 px already gives one photo pixel per texel of the 1024 texture (a face a third
+            of the long side high), and a 108 MP photo peaks at ~1.6 GB through ``facerecon reconstruct`` (4096:
+            ~2.9 GB, the full-size pictures and renders). Arrays passed to :meth:`Reconstructor.run` are used
+            as they are.
         texture_size: texels per side of the face texture.
         landmark: settings of the landmark stage.
         photometric: settings of the photometric stage.
@@ -94,6 +103,7 @@ class ReconstructOptions:
     min_face_px: float = 48.0
     default_focal_35mm: float = 50.0
     max_fit_side: int = 1024
+    max_image_side: int | None = 2048
     texture_size: int = 1024
     landmark: LandmarkFitConfig = field(default_factory=LandmarkFitConfig)
     photometric: PhotometricConfig = field(default_factory=PhotometricConfig)
@@ -272,7 +282,7 @@ class Reconstructor:
             rgb = as_rgb_uint8(image)
             name = name or "image"
         else:
-            info = read_image_with_info(image)
+            info = read_image_with_info(image, max_side=self.options.max_image_side)
             rgb, focal_35 = info.image, info.focal_35mm
             name = name or Path(image).stem
         timings: dict[str, float] = {}

@@ -127,10 +127,11 @@ def fit_options():
     """The :class:`~facerecon.pipeline.run.ReconstructOptions` for fitting subjects: the largest face, no
     pictures, no texture completion or details (this module unwraps and de-lights the photo itself), and the fit
     from a PnP start: the regressor's training data and the synthetic ground truth must not depend on the
-    shipped regressor."""
+    shipped regressor. Photos are fitted at full size (``max_image_side=None``), as the corpus always was."""
     from facerecon.pipeline.run import ReconstructOptions
 
-    return ReconstructOptions(faces="largest", render_images=False, texture_completion=False, details=False, start="pnp")
+    return ReconstructOptions(faces="largest", render_images=False, texture_completion=False, details=False, start="pnp",
+                              max_image_side=None)  # fmt: skip
 
 
 def fit_subject(reconstructor, photo: str | os.PathLike[str], name: str | None = None) -> FittedSubject:
@@ -146,13 +147,14 @@ def fit_subject(reconstructor, photo: str | os.PathLike[str], name: str | None =
         ImageReadError: the photo cannot be read.
         NoFaceError: no face was found or reconstructed.
     """
-    from facerecon.io.image import read_image
+    from facerecon.io.image import read_image_with_info
 
     if not isinstance(photo, (str, os.PathLike)):
         raise TypeError(f"photo: expected a file path, got {describe(photo)}")
     path = Path(photo)
     name = name or path.stem
-    image = read_image(path)
+    # The photo at the reconstructor's working size: the reconstruction's camera is in its pixels.
+    image = read_image_with_info(path, max_side=reconstructor.options.max_image_side).image
     result = reconstructor.run(path, name=name)
     if not result.reconstructions:
         reasons = "; ".join(s.reason for s in result.skipped) or "no face reconstructed"

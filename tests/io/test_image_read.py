@@ -290,21 +290,22 @@ def test_truncated_files(faces_dir: Path, photo: np.ndarray, tmp_path: Path, fmt
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False
 
 
-def test_image_above_the_default_pixel_limit(tmp_path: Path) -> None:
-    assert 50_000_000 < DEFAULT_MAX_PIXELS <= 64_000_000
+def test_header_only_file_is_refused_from_its_bytes(tmp_path: Path) -> None:
+    # Large photos are read (tests/io/test_big_photos.py); a header promising 63 MP with no pixel data is refused
+    # from the header alone, by what its bytes can hold.
+    assert DEFAULT_MAX_PIXELS == 1_000_000_000
     path = tmp_path / "huge.png"
-    _png_header_only(path, 9000, 7000)  # 63 MP, just above the limit; rejected from the header alone
+    _png_header_only(path, 9000, 7000)
     with pytest.raises(ImageReadError) as err:
         read_image(path)
-    _assert_one_line_naming(err, path, "9000 x 7000", "63.0 megapixels", "60.0 megapixels")
-    # a real (all black) 1-bit PNG just above the limit, made cheaply
+    _assert_one_line_naming(err, path, "9000 x 7000", "63.0 megapixels", "decompression bomb")
+    # a real (all black) 1-bit PNG of the old limit's size, made cheaply, reads; and a custom limit applies
     real = tmp_path / "big1bit.png"
     Image.new("1", (7800, 7700)).save(real)  # 60.06 MP
+    assert read_image(real).shape == (7700, 7800, 3)
     with pytest.raises(ImageReadError) as err:
-        read_image(real)
-    _assert_one_line_naming(err, real, "7800 x 7700")
-    # and just below a custom limit it reads
-    assert read_image(real, max_pixels=7800 * 7700).shape == (7700, 7800, 3)
+        read_image(real, max_pixels=7800 * 7700 - 1)
+    _assert_one_line_naming(err, real, "7800 x 7700", "60.1 megapixels")
 
 
 def test_custom_pixel_limit_on_a_real_photo(faces_dir: Path) -> None:
@@ -314,21 +315,18 @@ def test_custom_pixel_limit_on_a_real_photo(faces_dir: Path) -> None:
     assert read_image(faces_dir / PHOTO, max_pixels=3913 * 1901).shape == (1901, 3913, 3)
 
 
-def test_pillow_bomb_guard_becomes_our_error(tmp_path: Path) -> None:
+def test_pillows_bomb_limits_give_way_to_the_byte_bound(tmp_path: Path) -> None:
+    # Above Pillow's MAX_IMAGE_PIXELS (warning) and twice it (error), a header with no data is judged by its bytes:
+    # our error, one line with both numbers; Pillow's global setting is neither changed nor consulted.
     limit_before = Image.MAX_IMAGE_PIXELS
     assert limit_before is not None
-    above_error = tmp_path / "bomb.png"
-    side = int((2 * limit_before) ** 0.5) + 10
-    _png_header_only(above_error, side, side)  # above twice Pillow's limit: Pillow raises at open
-    with pytest.raises(ImageReadError) as err:
-        read_image(above_error, max_pixels=10**12)
-    _assert_one_line_naming(err, above_error, "pillow")
-    above_warning = tmp_path / "warn.png"
-    side = int(limit_before**0.5) + 10
-    _png_header_only(above_warning, side, side)  # above Pillow's limit: Pillow only warns
-    with pytest.raises(ImageReadError) as err:
-        read_image(above_warning, max_pixels=10**12)
-    _assert_one_line_naming(err, above_warning, "pillow", f"{side} x {side}")
+    for name, side in (("bomb.png", int((2 * limit_before) ** 0.5) + 10), ("warn.png", int(limit_before**0.5) + 10)):
+        path = tmp_path / name
+        _png_header_only(path, side, side)
+        with pytest.raises(ImageReadError) as err:
+            read_image(path, max_pixels=10**12)
+        bound = path.stat().st_size * 8 * 1032  # deflate's 1032:1 over 1-bit pixels
+        _assert_one_line_naming(err, path, f"{side} x {side}", f"at most {bound:,} pixels", "1032:1")
     assert Image.MAX_IMAGE_PIXELS == limit_before
 
 
