@@ -357,10 +357,10 @@ class EstimatorMethod:
 
     def __init__(self, method: str = "fit", stages: str = "all", home: str | None = None, **method_options: Any) -> None:
         from facerecon.eval.mesh_metrics import now_landmark_vertices
-        from facerecon.models import load_model
         from facerecon.pipeline.run import ReconstructOptions, Reconstructor
+        from facerecon.pipeline.setup import load_model
 
-        model = load_model(home=home)
+        model = load_model(home=home)  # calibrated on first use, as `facerecon reconstruct` does: the fit users get
         self._now = now_landmark_vertices(model)
         self._model = model
         options = ReconstructOptions(method=method, method_options=method_options, stages=stages, render_images=False)
