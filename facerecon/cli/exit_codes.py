@@ -19,6 +19,7 @@ class ExitCode(enum.IntEnum):
     PARTIAL = 8  # a batch finished, but some of its items failed (each reported on its own line)
     MESH_FILE = 9  # a mesh file could not be read or written
     WEIGHTS = 10  # network weights missing, corrupt, or not those of the network / registry entry / face model
+    ENGINE = 11  # the batch engine (a Ray cluster) cannot be reached, started, or lost the work
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -31,7 +32,9 @@ _BY_ERROR: tuple[tuple[type[BaseException], ExitCode], ...] = (
     (errors.FitDivergedError, ExitCode.FIT_DIVERGED),
     (errors.MeshFileError, ExitCode.MESH_FILE),
     (errors.WeightsError, ExitCode.WEIGHTS),
-    (errors.DeviceError, ExitCode.USAGE),  # a device this machine does not have: a bad option value
+    (errors.DeviceError, ExitCode.USAGE),
+    (errors.InputListError, ExitCode.USAGE),  # an @list file or input folder that cannot be read: a bad argument
+    (errors.EngineError, ExitCode.ENGINE),  # a device this machine does not have: a bad option value
 )
 
 

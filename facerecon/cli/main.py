@@ -51,8 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verbose:
         return _dispatch(args)
     quiet_python_warnings()
-    with QuietNativeStderr():
-        return _dispatch(args)
+    try:
+        with QuietNativeStderr():
+            return _dispatch(args)
+    except KeyboardInterrupt:  # Ctrl-C after the command's own handling, while the terminal is restored
+        return ExitCode.INTERRUPTED
 
 
 def _dispatch(args: argparse.Namespace) -> int:

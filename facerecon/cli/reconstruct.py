@@ -1,14 +1,21 @@
-"""``facerecon reconstruct IMAGE... -o OUT``: photos to textured, posed 3D faces.
+"""``facerecon reconstruct INPUT... -o OUT``: photos to textured, posed 3D faces.
 
-For each image and each face: ``OUT/<image-stem>/<face-index>/`` with the outputs of ``--outputs`` (default: glb,
+Inputs are photo files, folders (walked recursively for image files) and lists of paths (``@list.txt``, one per
+line). For each photo and each face: ``OUT/<name>/<face-index>/`` (``name``: the file's stem, or its path under a
+folder given as input, without the extension) with the outputs of ``--outputs`` (default: glb,
 obj, ply, params, albedo, details, pictures): face.glb, mesh.obj (+ .mtl, texture.png), mesh.ply, params.json,
 albedo.png (unless --no-completion), displacement.png + normal_map.png + mesh_detailed.glb (unless --no-details),
 overlay.png, landmarks.png, depth.png, normals.png; on request ``depth`` (depth.npy) and ``details-obj``
 (mesh_detailed.obj); ``all`` is every one. params.json is always written, last.
 
+The run is recorded in ``OUT/manifest.jsonl`` (a line per input: status ok, failed or skipped, reason, output
+folder, seconds) and ``OUT/summary.json``; running the same command again skips the photos already done (and those
+that failed, unless ``--retry-failed``), so an interrupted or crashed run resumes. ``--workers N`` runs photos in N
+processes; ``--engine ray`` runs them as Ray tasks on a local instance or, with ``--address``, on a cluster.
+
 Exit code: 0 when every image gave at least one face; when no image did and every failure has the same
 cause, that cause's code (IMAGE_READ, NO_FACE); otherwise PARTIAL. Every failed image or skipped face is
-reported on its own line and the batch goes on.
+reported on its own line and the batch goes on. Ctrl-C stops the run (exit 130) with the manifest consistent.
 """
 
 from __future__ import annotations
@@ -27,7 +34,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="reconstruct 3D faces from photos",
         description=__doc__.split("\n\n")[0],
     )
-    parser.add_argument("images", nargs="+", metavar="IMAGE", help="photo files (JPEG, PNG, WebP, BMP, TIFF)")
+    parser.add_argument("images", nargs="+", metavar="INPUT",
+                        help="photo files (JPEG, PNG, WebP, BMP, TIFF), folders of photos (recursively) or @LIST "
+                             "(a text file of paths, one per line, relative to its folder)")
     parser.add_argument("-o", "--output", required=True, type=Path, help="output folder")
     from facerecon.estimate import available_estimators, estimator_info
 
@@ -55,18 +64,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              + "; or all (default: %(default)s; params is always written)")
     parser.add_argument("--workers", default="auto", metavar="N",
                         help="worker processes, each with its own model (default auto: one per core for 4 photos or "
-                             "more, else 1, which runs in this process)")
+                             "more, else 1, which runs in this process); with --engine ray and no --address, the CPUs "
+                             "of the local Ray instance")
+    from facerecon.pipeline.collection import ENGINES
+
+    parser.add_argument("--engine", choices=ENGINES, default="local",
+                        help="local worker processes (default) or Ray tasks (pip install \"facerecon[ray]\")")
+    parser.add_argument("--address", default=None, metavar="auto|ray://HOST:PORT",
+                        help="--engine ray: the cluster to run on (auto: the one this machine joined with `ray start`; "
+                             "default: a local instance started for this run); OUT must be a path every node sees")
+    parser.add_argument("--retry-failed", action="store_true",
+                        help="also retry the photos an earlier run into OUT failed on (done ones are always skipped)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
     parser.set_defaults(func=run)
-
-
-def _unique_stem(path: Path, taken: set[str]) -> str:
-    stem, k = path.stem, 2
-    name = stem
-    while name in taken:
-        name, k = f"{stem}-{k}", k + 1
-    taken.add(name)
-    return name
 
 
 def _workers(value: object, photos: int) -> int | None:
@@ -85,7 +95,8 @@ def _workers(value: object, photos: int) -> int | None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from facerecon.pipeline.batch import BatchItem, reconstruct_batch
+    from facerecon.pipeline.collection import plan_collection, run_collection
+    from facerecon.pipeline.manifest import MANIFEST
     from facerecon.pipeline.reconstruction import DEFAULT_OUTPUTS, parse_outputs
     from facerecon.pipeline.run import ReconstructOptions
 
@@ -99,45 +110,65 @@ def run(args: argparse.Namespace) -> int:
     if start not in ("auto", "pnp") and method != "fit":
         print(f"facerecon reconstruct: error: --start {start} needs --method fit", file=sys.stderr)
         return ExitCode.USAGE
+    engine, address = getattr(args, "engine", "local"), getattr(args, "address", None)
+    if address is not None and engine != "ray":
+        print("facerecon reconstruct: error: --address needs --engine ray", file=sys.stderr)
+        return ExitCode.USAGE
     options = ReconstructOptions(
         method=method, start=start, stages=args.stages, faces=args.faces,
         render_images=not args.no_images and bool({"pictures", "depth"} & set(outputs)),
         # getattr: other commands (``facerecon demo``) call run() with their own arguments.
         texture_completion=not getattr(args, "no_completion", False), details=not getattr(args, "no_details", False),
     )  # fmt: skip
-    paths = [Path(p) for p in args.images]
-    workers = _workers(getattr(args, "workers", "auto"), len(paths))
+    plan = plan_collection(args.images, args.output, options, outputs, retry_failed=getattr(args, "retry_failed", False))
+    workers = _workers(getattr(args, "workers", "auto"), len(plan.todo))
     if workers is None:
         print(f"facerecon reconstruct: error: --workers: expected a positive number or auto, got {args.workers!r}",
               file=sys.stderr)  # fmt: skip
         return ExitCode.USAGE
-    taken: set[str] = set()
-    items = [BatchItem(path, _unique_stem(path, taken)) for path in paths]
-    order = {item.stem: i for i, item in enumerate(items)}
+    if not plan.items:
+        print(f"facerecon reconstruct: error: no photos in {' '.join(args.images)}", file=sys.stderr)
+        return ExitCode.USAGE
+    if plan.done and not args.quiet:
+        failed = sum(entry.status == "failed" for entry in plan.done)
+        failed_note = f" ({failed} of them failed: --retry-failed tries them again)" if failed else ""
+        print(f"facerecon: skipped {len(plan.done)} of {len(plan.items)} photos, done by an earlier run into "
+              f"{plan.output}{failed_note}", file=sys.stderr)  # fmt: skip
+    order = {item.name: i for i, item in enumerate(plan.items)}
     results: dict[str, list[tuple[str, str, str, str, str, str]]] = {}
-    failures: list[ExitCode] = []
-    batch = reconstruct_batch(items, args.output, options, outputs, workers=workers, quiet_workers=not getattr(args, "verbose", False),
-                              progress=not args.quiet)  # fmt: skip
-    for result in tqdm(batch, total=len(items), desc="reconstructing", unit="image", disable=args.quiet, file=sys.stderr,
-                       leave=False):  # fmt: skip
-        stem, path = result.item.stem, result.item.path
-        if result.error is not None:
-            print(f"facerecon: {path}: {result.error}", file=sys.stderr)
-            failures.append(exit_code_for_type(result.error_type))
-            results[stem] = [(stem, "-", "failed", "-", "-", result.error)]
-            continue
-        for reason in result.skipped:
-            print(f"facerecon: {path}: skipped {reason}", file=sys.stderr)
-        results[stem] = [
-            (stem, str(face.face_index), "ok", f"{face.landmark_error_px:.2f}",
-             "-" if face.photometric_error is None else f"{face.photometric_error:.4f}",
-             f"yaw {face.yaw_deg:+.0f}°, {face.total_ms:.0f} ms")
-            for face in result.faces
-        ]  # fmt: skip
-    rows = [row for stem in sorted(results, key=order.__getitem__) for row in results[stem]]
-    if not args.quiet:
+    failures: list[ExitCode] = [exit_code_for_type(e.error_type) for e in plan.done if e.status == "failed"]
+    batch = run_collection(plan, engine=engine, workers=workers, address=address,
+                           quiet_workers=not getattr(args, "verbose", False), progress=not args.quiet)  # fmt: skip
+    try:
+        for result in tqdm(batch, total=len(plan.todo), desc="reconstructing", unit="image", disable=args.quiet,
+                           file=sys.stderr, leave=False):  # fmt: skip
+            name, path = result.item.name, result.item.path
+            if result.error is not None:
+                where = "" if str(path) in result.error else f"{path}: "  # read errors name the file already
+                print(f"facerecon: {where}{result.error}", file=sys.stderr)
+                failures.append(exit_code_for_type(result.error_type))
+                results[name] = [(name, "-", "failed", "-", "-", result.error)]
+                continue
+            for reason in result.skipped:
+                print(f"facerecon: {path}: skipped {reason}", file=sys.stderr)
+            if not result.faces:
+                failures.append(ExitCode.NO_FACE)
+            results[name] = [
+                (name, str(face.face_index), "ok", f"{face.landmark_error_px:.2f}",
+                 "-" if face.photometric_error is None else f"{face.photometric_error:.4f}",
+                 f"yaw {face.yaw_deg:+.0f}°, {face.total_ms:.0f} ms")
+                for face in result.faces
+            ]  # fmt: skip
+    except KeyboardInterrupt:
+        batch.close()
+        print(f"facerecon: interrupted after {len(results)} of {len(plan.todo)} photos; {plan.output / MANIFEST} "
+              "records them: run the same command again to resume", file=sys.stderr)  # fmt: skip
+        return ExitCode.INTERRUPTED
+    rows = [row for name in sorted(results, key=order.__getitem__) for row in results[name]]
+    if rows and not args.quiet:
         print("| image | face | status | landmark error (px) | photometric error | notes |")
         print("|---|---|---|---|---|---|")
         for row in rows:
             print("| " + " | ".join(row) + " |")
-    return batch_exit_code(failures, sum(r[2] == "ok" for r in rows))
+    succeeded = sum(r[2] == "ok" for r in rows) + sum(entry.status == "ok" for entry in plan.done)
+    return batch_exit_code(failures, succeeded)

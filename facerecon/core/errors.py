@@ -52,3 +52,12 @@ class DeviceError(FaceReconError, ValueError):
 
     Also a ``ValueError``: a device name is an argument value.
     """
+
+
+class InputListError(FaceReconError):
+    """A command line's inputs cannot be expanded: a list of paths (``@list.txt``) that is missing or unreadable, or
+    a folder that cannot be walked."""
+
+
+class EngineError(FaceReconError):
+    """A batch engine cannot run: a Ray cluster that cannot be reached or started, or that lost its work."""

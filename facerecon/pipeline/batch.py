@@ -6,7 +6,9 @@ fresh interpreter, its own model copy and MediaPipe graphs, torch on ``options.t
 photos of a batch use every core; the model is installed and calibrated once, here, before any worker starts. A
 worker that dies (killed, out of memory) takes down the pool: the photos it had in flight lose their partial folder
 and are tried once more in a new pool with the rest (a second death fails them with that reason). Nothing else is
-shared: a worker writes only its photo's folder.
+shared: a worker writes only its photo's folder. Ctrl-C reaches this process only (the workers ignore SIGINT): the
+pool is stopped, its workers are terminated and the photos in flight lose their partial folder, then the
+``KeyboardInterrupt`` goes on to the caller. :mod:`facerecon.pipeline.ray_batch` runs the same work on Ray.
 """
 
 from __future__ import annotations
@@ -15,21 +17,15 @@ import concurrent.futures
 import multiprocessing
 import os
 import shutil
+import signal
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from facerecon.core.errors import FaceReconError
+from facerecon.pipeline.inputs import BatchItem
 
-__all__ = ["BatchItem", "FaceRow", "ItemResult", "reconstruct_batch"]
-
-
-@dataclass(frozen=True)
-class BatchItem:
-    """One photo of a batch: its file and the name of its output folder (``OUT/<stem>/``)."""
-
-    path: Path
-    stem: str
+__all__ = ["IN_PROGRESS", "BatchItem", "FaceRow", "ItemResult", "reconstruct_batch", "reconstruct_in_folder"]
 
 
 @dataclass(frozen=True)
@@ -45,7 +41,7 @@ class FaceRow:
 
 @dataclass(frozen=True)
 class ItemResult:
-    """The outcome of one photo: its faces (written to ``OUT/<stem>/<face>/``), the faces skipped and why, or the
+    """The outcome of one photo: its faces (written to ``OUT/<name>/<face>/``), the faces skipped and why, or the
     error that stopped it (``error_type`` is the :class:`FaceReconError` subclass's name, or ``"WorkerDied"``)."""
 
     item: BatchItem
@@ -65,19 +61,23 @@ def _reconstruct_one(rec, item: BatchItem, output: Path, outputs: tuple[str, ...
 
     start = time.perf_counter()
     try:
-        result = rec.run(item.path, name=item.stem)
+        result = rec.run(item.path, name=item.name)
+        rows = []
+        for face in result.reconstructions:
+            face.save(output / item.name / str(face.face_index), outputs)
+            rows.append(FaceRow(face.face_index, face.landmark_error_px, face.photometric_error,
+                                float(face.angles_deg[1]), sum(face.timings_ms.values())))  # fmt: skip
     except FaceReconError as err:
         return ItemResult(item, error=str(err), error_type=type(err).__name__, seconds=time.perf_counter() - start)
-    rows = []
-    for face in result.reconstructions:
-        face.save(output / item.stem / str(face.face_index), outputs)
-        rows.append(FaceRow(face.face_index, face.landmark_error_px, face.photometric_error, float(face.angles_deg[1]),
-                            sum(face.timings_ms.values())))  # fmt: skip
+    except Exception as err:  # a bug on one photo fails that photo, not the batch
+        text = f"internal error: {type(err).__name__}: {err}".splitlines()[0]
+        return ItemResult(item, error=text, error_type="InternalError", seconds=time.perf_counter() - start)
     skipped = tuple(s.reason for s in result.skipped)
     return ItemResult(item, faces=tuple(rows), skipped=skipped, seconds=time.perf_counter() - start)
 
 
 def _worker_init(options, home: str | None, quiet: bool) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
     if quiet:
         from facerecon.core.quiet import quiet_python_warnings
 
@@ -94,16 +94,63 @@ def _worker_init(options, home: str | None, quiet: bool) -> None:
 IN_PROGRESS = ".facerecon-in-progress"
 
 
-def _worker_run(item: BatchItem, output: Path, outputs: tuple[str, ...]) -> ItemResult:
-    marker = output / item.stem / IN_PROGRESS
-    marker.parent.mkdir(parents=True, exist_ok=True)
+def reconstruct_in_folder(rec, item: BatchItem, output: Path, outputs: tuple[str, ...]) -> ItemResult:
+    """Reconstruct ``item`` with ``rec`` into ``output/<name>/``, marked :data:`IN_PROGRESS` until done.
+
+    A photo that fails, or is interrupted here (Ctrl-C), leaves no folder; a folder that still holds the marker was
+    left by a process that died, and :func:`remove_in_flight` removes it."""
+    folder = output / item.name
+    marker = folder / IN_PROGRESS
+    folder.mkdir(parents=True, exist_ok=True)
     marker.write_text(str(os.getpid()))
     try:
-        return _reconstruct_one(_WORKER["rec"], item, output, outputs)
-    finally:
+        result = _reconstruct_one(rec, item, output, outputs)
+    except BaseException:
+        remove_in_flight([item], output)
+        raise
+    if result.error is not None:
+        remove_in_flight([item], output)
+    else:
         marker.unlink(missing_ok=True)
-        if not any(marker.parent.iterdir()):  # a failed photo leaves no empty folder
-            marker.parent.rmdir()
+        _remove_empty(folder, output)  # a photo whose faces were all skipped
+    return result
+
+
+def _remove_empty(folder: Path, output: Path) -> None:
+    """Remove ``folder`` and the folders above it, up to ``output``, while they are empty."""
+    try:
+        while folder != output and output in folder.parents and not any(folder.iterdir()):
+            folder.rmdir()
+            folder = folder.parent
+    except OSError:
+        pass
+
+
+def remove_in_flight(items: Sequence[BatchItem], output: Path) -> list[BatchItem]:
+    """Remove the folders of ``items`` that still hold the :data:`IN_PROGRESS` marker; returns those items."""
+    removed = []
+    for item in items:
+        folder = output / item.name
+        if (folder / IN_PROGRESS).exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            _remove_empty(folder.parent, output)
+            removed.append(item)
+    return removed
+
+
+def _worker_run(item: BatchItem, output: Path, outputs: tuple[str, ...]) -> ItemResult:
+    return reconstruct_in_folder(_WORKER["rec"], item, output, outputs)
+
+
+def _stop(pool: concurrent.futures.ProcessPoolExecutor) -> None:
+    """Stop a pool at once: queued photos cancelled, workers terminated (not waited for)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=10)
 
 
 def reconstruct_batch(items: Sequence[BatchItem], output: Path, options, outputs: tuple[str, ...], *, workers: int = 1,
@@ -132,7 +179,7 @@ def reconstruct_batch(items: Sequence[BatchItem], output: Path, options, outputs
 
         with Reconstructor(model, options) as rec:
             for item in items:
-                yield _reconstruct_one(rec, item, output, outputs)
+                yield reconstruct_in_folder(rec, item, output, outputs)
         return
     del model
     pending = list(items)
@@ -141,34 +188,39 @@ def reconstruct_batch(items: Sequence[BatchItem], output: Path, options, outputs
     home_text = None if home is None else str(home)
     while pending:
         finished: set[str] = set()
-        with concurrent.futures.ProcessPoolExecutor(min(workers, len(pending)), mp_context=context, initializer=_worker_init,
-                                                    initargs=(options, home_text, quiet_workers)) as pool:  # fmt: skip
+        pool = concurrent.futures.ProcessPoolExecutor(min(workers, len(pending)), mp_context=context,
+                                                      initializer=_worker_init,
+                                                      initargs=(options, home_text, quiet_workers))  # fmt: skip
+        broken = False
+        try:
             futures = {pool.submit(_worker_run, item, output, outputs): item for item in pending}
-            broken = False
             for future in concurrent.futures.as_completed(futures):
                 try:
                     result = future.result()
                 except concurrent.futures.process.BrokenProcessPool:
                     broken = True
                     continue
-                finished.add(futures[future].stem)
+                finished.add(futures[future].name)
                 yield result
+        except BaseException:  # Ctrl-C, or the caller stopped iterating: no worker outlives the batch
+            _stop(pool)
+            remove_in_flight([item for item in pending if item.name not in finished], output)
+            raise
+        pool.shutdown(wait=True)
         if not broken:
             return
         # A worker died. The photos in flight (their folder has the marker) lose what they wrote and get one more
         # try; a second death fails them. The others simply go to the new pool.
-        in_flight = [item for item in pending if item.stem not in finished and (output / item.stem / IN_PROGRESS).exists()]
+        in_flight = [item for item in pending if item.name not in finished and (output / item.name / IN_PROGRESS).exists()]
         if not finished and not in_flight:  # the workers die before any photo starts: no new pool would fare better
             raise RuntimeError("the worker processes died before reconstructing any photo (out of memory at start-up?)")
         retry = []
         for item in pending:
-            if item.stem in finished:
+            if item.name in finished:
                 continue
-            folder = output / item.stem
-            if (folder / IN_PROGRESS).exists():
-                shutil.rmtree(folder, ignore_errors=True)
-                crashes[item.stem] = crashes.get(item.stem, 0) + 1
-                if crashes[item.stem] >= 2:
+            if remove_in_flight([item], output):
+                crashes[item.name] = crashes.get(item.name, 0) + 1
+                if crashes[item.name] >= 2:
                     yield ItemResult(item, error="a worker process died while reconstructing it, twice (killed, or out of "
                                      "memory)", error_type="WorkerDied")  # fmt: skip
                     continue

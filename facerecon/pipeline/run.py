@@ -24,7 +24,7 @@ from scipy.spatial import cKDTree
 from facerecon.core.check import check_choice
 from facerecon.core.errors import FitDivergedError, NoFaceError
 from facerecon.core.mesh import Mesh
-from facerecon.core.threads import torch_threads
+from facerecon.core.threads import compute_threads
 from facerecon.core.timing import timed
 from facerecon.detect.types import Detection
 from facerecon.estimate import Estimator, FaceEstimate, available_estimators, create_estimator
@@ -84,8 +84,9 @@ class ReconstructOptions:
         landmark: settings of the landmark stage.
         photometric: settings of the photometric stage.
         render_images: also draw the overlay, landmarks, depth and normals pictures.
-        torch_threads: torch threads while fitting one photo (see :mod:`facerecon.core.threads`); None leaves
-            torch's setting alone.
+        torch_threads: torch threads, and BLAS threads of NumPy, while reconstructing one photo
+            (:func:`facerecon.core.threads.compute_threads`: the same bits on any machine and engine); None leaves
+            both settings alone.
         texture_completion: de-light the photo texture, complete the hidden side from its mirror image and a
             seamless fill, re-light it (:mod:`facerecon.texture.complete`); off: the photo blended with the
             fitted per-vertex colour, and no ``albedo.png``.
@@ -271,7 +272,7 @@ class Reconstructor:
             ImageReadError: the file cannot be read.
             NoFaceError: no face, or none of at least ``min_face_px``.
         """
-        with torch_threads(self.options.torch_threads):
+        with compute_threads(self.options.torch_threads):
             return self._run(image, name)
 
     def _run(self, image: str | os.PathLike[str] | np.ndarray, name: str | None) -> ImageResult:

@@ -39,7 +39,8 @@ def test_workers_write_what_one_process_writes(faces_dir: Path, tmp_path: Path, 
         stem = Path(name).stem
         assert _params(tmp_path / "pool" / stem / "0") == _params(tmp_path / "serial" / stem / "0")
     for run in ("serial", "pool"):  # the unreadable photo leaves nothing behind
-        assert sorted(p.name for p in (tmp_path / run).iterdir()) == sorted(Path(n).stem for n in PHOTOS)
+        written = sorted(p.name for p in (tmp_path / run).iterdir())
+        assert written == sorted([*(Path(n).stem for n in PHOTOS), "manifest.jsonl", "summary.json"])
     assert not list((tmp_path / "pool").rglob(IN_PROGRESS))
     assert main(["reconstruct", *images[:1], "-o", str(tmp_path / "bad"), "--workers", "0"]) == ExitCode.USAGE
 
@@ -53,14 +54,14 @@ def test_a_killed_worker_costs_no_photo(faces_dir: Path, tmp_path: Path, model_h
     killed = False
     for result in reconstruct_batch(items, tmp_path, LANDMARKS_ONLY, DEFAULT_OUTPUTS, workers=2, home=model_home,
                                     progress=False):  # fmt: skip
-        seen.append(result.item.stem)
+        seen.append(result.item.name)
         assert result.error is None, result.error
         if not killed:
             children = multiprocessing.active_children()
             assert children
             os.kill(children[0].pid, signal.SIGKILL)
             killed = True
-    assert sorted(seen) == sorted(item.stem for item in items)
+    assert sorted(seen) == sorted(item.name for item in items)
     for item in items:
-        assert (tmp_path / item.stem / "0" / "params.json").is_file()
+        assert (tmp_path / item.name / "0" / "params.json").is_file()
     assert not list(tmp_path.rglob(IN_PROGRESS))

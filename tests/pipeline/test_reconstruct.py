@@ -135,7 +135,7 @@ def test_cli_batch_goes_on_past_bad_items(faces_dir, tmp_path: Path, model_home,
     assert code == ExitCode.PARTIAL
     err = capsys.readouterr().err
     assert "blank.png: blank: no face found" in err and "broken.jpg" in err
-    assert sorted(p.name for p in out.iterdir()) == ["prnet-4"]  # no folder for the failed images
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.jsonl", "prnet-4", "summary.json"]  # no folder for the failed images
     assert (out / "prnet-4" / "0" / "params.json").is_file()
     assert main(["reconstruct", str(blank), "-o", str(out), "--quiet"]) == ExitCode.NO_FACE
     assert main(["reconstruct", str(broken), "-o", str(out), "--quiet"]) == ExitCode.IMAGE_READ
