@@ -49,6 +49,17 @@ from facerecon.pipeline.run import ReconstructOptions, Reconstructor
 DEFAULT_FACES = Path(__file__).resolve().parents[2] / "shared/data/faces"
 
 
+def working_image(path: Path) -> np.ndarray:
+    """The photo as the pipeline reconstructs it from its file: at the working size (``max_image_side``), on
+    checkouts that have one; the full photo before."""
+    side = getattr(ReconstructOptions(), "max_image_side", None)
+    if side is None:
+        return read_image(path)
+    from facerecon.io.image import read_image_with_info
+
+    return read_image_with_info(path, max_side=side).image
+
+
 def adam_landmark_fit(model, targets, landmarks, focal, pp, init_rotation, init_translation, steps=300) -> tuple[float, float]:
     """Baseline: the landmark energy minimised by Adam over (axis-angle, t, identity, expression)."""
     from facerecon.geometry.rotation import axis_angle_to_matrix
@@ -110,7 +121,7 @@ def main() -> None:
             shutil.rmtree(folder)
             nme = face.landmark_error_px / face.detection.box_size
             t = face.timings_ms
-            photo_psnr = psnr(read_image(path).astype(np.float32) / 255.0, face.rendered, face.face_mask)
+            photo_psnr = psnr(working_image(path).astype(np.float32) / 255.0, face.rendered, face.face_mask)
             rows.append((path.name, face.landmark_error_px, nme, face.photometric_error, t, total, face.angles_deg[1], size, photo_psnr))
             print(f"{path.name:58s} yaw {face.angles_deg[1]:+6.1f}  lm {face.landmark_error_px:6.2f} px  nme {nme:.4f}  "
                   f"photo {face.photometric_error:.4f}  psnr {photo_psnr:5.2f}  landmarks {t['landmarks']:6.1f} ms  "
@@ -160,7 +171,7 @@ def main() -> None:
     with Reconstructor(model, ReconstructOptions(faces="largest", stages="landmarks", render_images=False)) as rec:
         for path in paths[:8]:
             face = rec.run(path).reconstructions[0]
-            diff = read_image(path).astype(np.float64)[face.face_mask] / 255.0 - face.rendered[face.face_mask]
+            diff = working_image(path).astype(np.float64)[face.face_mask] / 255.0 - face.rendered[face.face_mask]
             flat.append(float(np.linalg.norm(diff, axis=1).mean()))
 
     lm_px = [r[1] for r in rows]

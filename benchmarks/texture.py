@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from facerecon.eval.image_metrics import l1_error, psnr, ssim
-from facerecon.io.image import read_image
+from facerecon.io.image import read_image, read_image_with_info
 from facerecon.models import load_model
 from facerecon.geometry.camera import PerspectiveCamera
 from facerecon.pipeline.run import ReconstructOptions, Reconstructor
@@ -125,7 +125,7 @@ def main() -> None:
             if r.sh is None or r.normal_map is None:
                 print(f"{path.name}: skipped (no photometric stage)")
                 continue
-            photo = read_image(path).astype(np.float32) / 255.0
+            photo = read_image_with_info(path, max_side=rec.options.max_image_side).image.astype(np.float32) / 255.0
             uv, covered, _, sub, cam = pixel_uvs(model, r)
             mask = r.face_mask & covered
             if mask.sum() < 100:
