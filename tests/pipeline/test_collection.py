@@ -152,6 +152,13 @@ def _session_processes(sid: int) -> list[int]:
     return pids
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:200]
+    except OSError:
+        return "(gone)"
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 def test_ctrl_c_on_the_command(faces_dir: Path, tmp_path: Path, model_home: Path) -> None:
@@ -178,7 +185,11 @@ def test_ctrl_c_on_the_command(faces_dir: Path, tmp_path: Path, model_home: Path
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == ExitCode.INTERRUPTED, stderr
     assert "run the same command again to resume" in stderr
-    assert not _session_processes(process.pid)
+    deadline = time.monotonic() + 20  # multiprocessing's resource tracker ends when it reads EOF, a moment later
+    while _session_processes(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = {pid: _cmdline(pid) for pid in _session_processes(process.pid)}
+    assert not left, left
     lines = _lines(out)
     assert len(lines) == 6 and not list(out.rglob(IN_PROGRESS))
     statuses = [line["status"] for line in lines]
