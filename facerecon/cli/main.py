@@ -23,7 +23,7 @@ from facerecon.cli.quiet import QuietNativeStderr, quiet_python_warnings
 from facerecon.core.errors import FaceReconError
 
 # Sub-command modules, in the order `facerecon --help` lists them.
-SUBCOMMANDS: tuple[str, ...] = ("reconstruct", "detect", "eval", "synth", "train", "model", "demo")
+SUBCOMMANDS: tuple[str, ...] = ("reconstruct", "detect", "eval", "synth", "train", "model", "serve", "demo")
 VERBOSE_HELP = "show the native libraries' log lines (MediaPipe, TensorFlow Lite) and third-party warnings"
 
 
