@@ -79,6 +79,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+#: Above this many rows the summary shows only the failures and a count (a collection's every photo is in its
+#: manifest).
+TABLE_ROWS = 100
+
+
 def _workers(value: object, photos: int) -> int | None:
     """``--workers``: a positive int, or ``auto`` (one per usable core from 4 photos on: below that the workers'
     start-up, ~5 s each, costs more than they save); None when invalid."""
@@ -166,9 +171,15 @@ def run(args: argparse.Namespace) -> int:
         return ExitCode.INTERRUPTED
     rows = [row for name in sorted(results, key=order.__getitem__) for row in results[name]]
     if rows and not args.quiet:
-        print("| image | face | status | landmark error (px) | photometric error | notes |")
-        print("|---|---|---|---|---|---|")
-        for row in rows:
-            print("| " + " | ".join(row) + " |")
+        shown = rows if len(rows) <= TABLE_ROWS else [row for row in rows if row[2] != "ok"]
+        if shown:
+            print("| image | face | status | landmark error (px) | photometric error | notes |")
+            print("|---|---|---|---|---|---|")
+            for row in shown:
+                print("| " + " | ".join(row) + " |")
+        if len(shown) < len(rows):
+            ok = sum(row[2] == "ok" for row in rows)
+            print(f"{ok} faces reconstructed in {len(results)} photos ({len(shown)} failures shown above); every photo is "
+                  f"in {plan.output / MANIFEST}")  # fmt: skip
     succeeded = sum(r[2] == "ok" for r in rows) + sum(entry.status == "ok" for entry in plan.done)
     return batch_exit_code(failures, succeeded)

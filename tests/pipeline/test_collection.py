@@ -197,3 +197,18 @@ def test_ctrl_c_on_the_command(faces_dir: Path, tmp_path: Path, model_home: Path
     for line in lines:
         assert (out / line["output"]).exists() == (line["status"] == "ok"), line
     assert json.loads((out / "summary.json").read_text())["interrupted"] is True
+
+
+@pytest.mark.slow
+def test_a_long_summary_shows_only_the_failures(photos: Path, tmp_path: Path, model_home: Path, monkeypatch,
+                                                capsys) -> None:  # fmt: skip
+    import facerecon.cli.reconstruct as command
+
+    monkeypatch.setenv("FACERECON_HOME", str(model_home))
+    monkeypatch.setattr(command, "TABLE_ROWS", 2)  # 4 rows: above the limit
+    out = tmp_path / "out"
+    assert main(["reconstruct", str(photos), "-o", str(out), "--workers", "1", *COMMON[:-3], "--faces", "largest"]) == \
+        ExitCode.PARTIAL  # fmt: skip
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" | ")[0] for line in lines if line.startswith("| ") and "---" not in line] == ["| image", "| broken"]
+    assert lines[-1] == f"3 faces reconstructed in 4 photos (1 failures shown above); every photo is in {out / 'manifest.jsonl'}"
