@@ -97,11 +97,13 @@ IN_PROGRESS = ".facerecon-in-progress"
 def reconstruct_in_folder(rec, item: BatchItem, output: Path, outputs: tuple[str, ...]) -> ItemResult:
     """Reconstruct ``item`` with ``rec`` into ``output/<name>/``, marked :data:`IN_PROGRESS` until done.
 
-    A photo that fails, or is interrupted here (Ctrl-C), leaves no folder; a folder that still holds the marker was
-    left by a process that died, and :func:`remove_in_flight` removes it."""
+    What the folder held before goes first. A photo that fails, or is interrupted here (Ctrl-C), leaves no folder;
+    a folder that still holds the marker was left by a process that died, and :func:`remove_in_flight` removes it."""
     folder = output / item.name
     marker = folder / IN_PROGRESS
-    folder.mkdir(parents=True, exist_ok=True)
+    if folder.exists():  # an earlier run's outputs (other options, fewer or more faces) or a dead attempt's
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
     marker.write_text(str(os.getpid()))
     try:
         result = _reconstruct_one(rec, item, output, outputs)

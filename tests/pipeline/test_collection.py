@@ -212,3 +212,17 @@ def test_a_long_summary_shows_only_the_failures(photos: Path, tmp_path: Path, mo
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(" | ")[0] for line in lines if line.startswith("| ") and "---" not in line] == ["| image", "| broken"]
     assert lines[-1] == f"3 faces reconstructed in 4 photos (1 failures shown above); every photo is in {out / 'manifest.jsonl'}"
+
+
+@pytest.mark.slow
+def test_a_redone_photo_keeps_no_stale_face(faces_dir: Path, tmp_path: Path, model_home: Path) -> None:
+    """A photo redone with other options loses what the earlier run wrote (here a face folder it no longer has)."""
+    out = tmp_path / "out"
+    photo = faces_dir / "3ddfa-emma.jpg"  # three faces
+    everyone = ReconstructOptions(stages="landmarks", render_images=False, faces="all")
+    largest = ReconstructOptions(stages="landmarks", render_images=False, faces="largest")
+    for options, faces in ((everyone, {"0", "1", "2"}), (largest, {"0"})):
+        plan = plan_collection([photo], out, options, DEFAULT_OUTPUTS)
+        assert len(plan.todo) == 1
+        list(run_collection(plan, workers=1, home=model_home, progress=False))
+        assert {p.name for p in (out / "3ddfa-emma").iterdir()} == faces
