@@ -7,6 +7,9 @@ import json
 import os
 import shutil
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -100,3 +103,43 @@ def test_a_killed_ray_worker_costs_no_photo(faces_dir: Path, tmp_path: Path, mod
     for item in items:
         assert (tmp_path / item.name / "0" / "params.json").is_file()
     assert not list(tmp_path.rglob(IN_PROGRESS))
+
+
+def _ray_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ray.scripts.scripts", *args], check=False, capture_output=True,
+                          text=True, timeout=180, stdin=subprocess.DEVNULL)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_running_cluster_by_address(faces_dir: Path, tmp_path: Path, model_home: Path, monkeypatch, capsys) -> None:
+    """A cluster started with `ray start --head` (as on a cluster's head node, here on the loopback address) is joined
+    with --address auto; once it is stopped, the same command says so in one line with exit code 11 and records every
+    photo as not done."""
+    monkeypatch.setenv("FACERECON_HOME", str(model_home))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in PHOTOS[:2]:
+        shutil.copyfile(faces_dir / name, photos / name)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = _ray_cli("start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
+                       "--include-dashboard=false", "--disable-usage-stats")  # fmt: skip
+    assert started.returncode == 0, started.stderr[-2000:]
+    address = "auto"
+    try:
+        out = tmp_path / "out"
+        assert main(["reconstruct", str(photos), "-o", str(out), "--engine", "ray", "--address", address, *COMMON]) == 0
+        assert not ray.is_initialized()  # disconnected; the cluster itself keeps running
+        for name in PHOTOS[:2]:
+            assert (out / Path(name).stem / "0" / "params.json").is_file()
+    finally:
+        _ray_cli("stop", "--force")
+    capsys.readouterr()
+    gone = tmp_path / "gone"
+    assert main(["reconstruct", str(photos), "-o", str(gone), "--engine", "ray", "--address", address, *COMMON]) == \
+        ExitCode.ENGINE  # fmt: skip
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "cannot start or reach the Ray cluster at auto" in lines[0], lines
+    statuses = [json.loads(line)["status"] for line in (gone / "manifest.jsonl").read_text().splitlines()]
+    assert statuses == ["skipped", "skipped"]
