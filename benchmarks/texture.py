@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from facerecon.eval.image_metrics import l1_error, psnr, ssim
-from facerecon.io.image import read_image, read_image_with_info
+from facerecon.io.image import read_image_with_info
 from facerecon.models import load_model
 from facerecon.geometry.camera import PerspectiveCamera
 from facerecon.pipeline.run import ReconstructOptions, Reconstructor
