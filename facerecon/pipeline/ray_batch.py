@@ -6,8 +6,8 @@ Ray's worker processes, each of which loads the model and MediaPipe once and kee
 :class:`~facerecon.pipeline.run.Reconstructor` for the tasks that follow. Each task writes its photo's folder itself,
 so the output folder must be one path that every node sees (a shared file system); only the small
 :class:`~facerecon.pipeline.batch.ItemResult` travels back. A task whose worker dies (killed, out of memory) is run
-once more by Ray (``max_retries=1``); the retry first removes what the dead attempt left (the folder still holds
-its in-progress marker); a second death fails the photo.
+once more by Ray (``max_retries=1``); the retry first removes what the dead attempt left (as every photo's
+reconstruction does with what its folder held); a second death fails the photo.
 
 ``address``: None starts a local Ray instance with ``num_cpus`` CPUs (stopped at the end); ``"auto"`` joins the
 cluster this machine belongs to (``ray start``); ``"ray://HOST:PORT"`` connects a client to a remote cluster. If Ray is
@@ -17,13 +17,12 @@ already initialised in this process (a notebook, a test), that instance is used 
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from facerecon.core.errors import EngineError
 from facerecon.core.optional import require
-from facerecon.pipeline.batch import IN_PROGRESS, ItemResult, reconstruct_in_folder
+from facerecon.pipeline.batch import ItemResult, reconstruct_in_folder, remove_in_flight
 from facerecon.pipeline.inputs import BatchItem
 
 __all__ = ["reconstruct_batch_ray"]
@@ -47,9 +46,7 @@ def _ray_reconstruct(item: BatchItem, output: str, options, outputs: tuple[str, 
         _WORKER.clear()
         _WORKER["rec"] = Reconstructor(load_model(home=home, progress=False), options)
         _WORKER["key"] = key
-    folder = Path(output) / item.name
-    if (folder / IN_PROGRESS).exists():  # a retry after this photo's worker died: start from nothing
-        shutil.rmtree(folder, ignore_errors=True)
+    # A retry after this photo's worker died starts from nothing: reconstruct_in_folder empties the folder first.
     return reconstruct_in_folder(_WORKER["rec"], item, Path(output), outputs)
 
 
@@ -113,7 +110,7 @@ def reconstruct_batch_ray(items: Sequence[BatchItem], output: Path, options, out
                     yield ray.get(ref)
                 except (ray.exceptions.WorkerCrashedError, ray.exceptions.OutOfMemoryError,
                         ray.exceptions.NodeDiedError) as err:  # fmt: skip
-                    shutil.rmtree(output / item.name, ignore_errors=True)
+                    remove_in_flight([item], output)
                     yield ItemResult(item, error=f"a Ray worker died while reconstructing it, twice ({type(err).__name__})",
                                      error_type="WorkerDied")  # fmt: skip
                 except ray.exceptions.RayError as err:
