@@ -25,7 +25,9 @@ from pathlib import Path
 from facerecon.core.errors import FaceReconError
 from facerecon.pipeline.inputs import BatchItem
 
-__all__ = ["IN_PROGRESS", "BatchItem", "FaceRow", "ItemResult", "reconstruct_batch", "reconstruct_in_folder"]
+__all__ = ["IN_PROGRESS", "BatchItem", "FaceRow", "ItemResult", "prepare_worker_process", "process_model",
+           "process_reconstructor",
+           "reconstruct_batch", "reconstruct_in_folder", "remove_in_flight"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class ItemResult:
 
 
 _WORKER: dict = {}
+_PROCESS: dict = {"model": None, "home": None, "reconstructors": []}
 
 
 def _reconstruct_one(rec, item: BatchItem, output: Path, outputs: tuple[str, ...]) -> ItemResult:
@@ -76,17 +79,46 @@ def _reconstruct_one(rec, item: BatchItem, output: Path, outputs: tuple[str, ...
     return ItemResult(item, faces=tuple(rows), skipped=skipped, seconds=time.perf_counter() - start)
 
 
-def _worker_init(options, home: str | None, quiet: bool) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
+def prepare_worker_process(quiet: bool, *, ignore_sigint: bool = True) -> None:
+    """Set up a worker process: Ctrl-C left to the process that runs the pool, third-party warnings hidden."""
+    if ignore_sigint:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
     if quiet:
         from facerecon.core.quiet import quiet_python_warnings
 
         quiet_python_warnings()
-    from facerecon.pipeline.run import Reconstructor
+
+
+def process_model(home: str | None):
+    """This process's face model from the cache ``home``, loaded once (again only for another ``home``)."""
     from facerecon.pipeline.setup import load_model
 
-    model = load_model(home=home, progress=False)
-    _WORKER["rec"] = Reconstructor(model, options)
+    if _PROCESS["model"] is None or _PROCESS["home"] != home:
+        for _, rec in _PROCESS["reconstructors"]:
+            rec.close()
+        _PROCESS.update(model=load_model(home=home, progress=False), home=home, reconstructors=[])
+    return _PROCESS["model"]
+
+
+def process_reconstructor(options, home: str | None, *, keep: int = 4):
+    """This process's :class:`~facerecon.pipeline.run.Reconstructor` for ``options``: the model is loaded once per
+    process, and a Reconstructor (its MediaPipe graphs) is kept for each of the ``keep`` option sets used last."""
+    from facerecon.pipeline.run import Reconstructor
+
+    model = process_model(home)
+    cache: list = _PROCESS["reconstructors"]
+    rec = next((r for opts, r in cache if opts == options), None)
+    if rec is None:
+        rec = Reconstructor(model, options)
+        cache.append((options, rec))
+        if len(cache) > keep:
+            cache.pop(0)[1].close()
+    return rec
+
+
+def _worker_init(options, home: str | None, quiet: bool) -> None:
+    prepare_worker_process(quiet)
+    _WORKER["rec"] = process_reconstructor(options, home)
 
 
 #: Written into a photo's folder while a worker reconstructs it: after a worker died, the photos whose folder

@@ -22,32 +22,24 @@ from pathlib import Path
 
 from facerecon.core.errors import EngineError
 from facerecon.core.optional import require
-from facerecon.pipeline.batch import ItemResult, reconstruct_in_folder, remove_in_flight
+from facerecon.pipeline.batch import (
+    ItemResult,
+    prepare_worker_process,
+    process_reconstructor,
+    reconstruct_in_folder,
+    remove_in_flight,
+)
 from facerecon.pipeline.inputs import BatchItem
 
 __all__ = ["reconstruct_batch_ray"]
 
-# One Reconstructor per Ray worker process, made by its first task and reused by the next ones.
-_WORKER: dict = {}
-
-
 def _ray_reconstruct(item: BatchItem, output: str, options, outputs: tuple[str, ...], home: str | None,
                      quiet: bool) -> ItemResult:  # fmt: skip
-    """The task: reconstruct one photo into ``output/<name>/`` in this Ray worker."""
-    key = (options, home)
-    if _WORKER.get("key") != key:
-        if quiet:
-            from facerecon.core.quiet import quiet_python_warnings
-
-            quiet_python_warnings()
-        from facerecon.pipeline.run import Reconstructor
-        from facerecon.pipeline.setup import load_model
-
-        _WORKER.clear()
-        _WORKER["rec"] = Reconstructor(load_model(home=home, progress=False), options)
-        _WORKER["key"] = key
+    """The task: reconstruct one photo into ``output/<name>/`` in this Ray worker, with the worker's Reconstructor
+    for ``options`` (made by its first task, reused by the next). Ray's own cancellation handles SIGINT."""
+    prepare_worker_process(quiet, ignore_sigint=False)
     # A retry after this photo's worker died starts from nothing: reconstruct_in_folder empties the folder first.
-    return reconstruct_in_folder(_WORKER["rec"], item, Path(output), outputs)
+    return reconstruct_in_folder(process_reconstructor(options, home), item, Path(output), outputs)
 
 
 def _connect(ray, address: str | None, num_cpus: int) -> bool:

@@ -15,13 +15,18 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from facerecon.pipeline.batch import ItemResult, reconstruct_in_folder
+from facerecon.pipeline.batch import (
+    ItemResult,
+    prepare_worker_process,
+    process_model,
+    process_reconstructor,
+    reconstruct_in_folder,
+)
 from facerecon.pipeline.inputs import BatchItem
 
 __all__ = ["JOB_ID", "JobRunner", "JobResult"]
@@ -29,33 +34,15 @@ __all__ = ["JOB_ID", "JobRunner", "JobResult"]
 #: A job's id: 32 hex digits (so a URL cannot name anything but a job folder).
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 
-_WORKER: dict = {}
-
 
 def _worker_init(home: str | None, quiet: bool) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server's process handles Ctrl-C and stops the pool
-    if quiet:
-        from facerecon.core.quiet import quiet_python_warnings
-
-        quiet_python_warnings()
-    from facerecon.pipeline.setup import load_model
-
-    _WORKER["model"] = load_model(home=home, progress=False)
-    _WORKER["reconstructors"] = []
+    prepare_worker_process(quiet)
+    process_model(home)  # loaded before any job
 
 
-def _worker_run(item: BatchItem, output: Path, options, outputs: tuple[str, ...]) -> ItemResult:
-    """Reconstruct one upload in this worker, with a Reconstructor made once per options."""
-    from facerecon.pipeline.run import Reconstructor
-
-    cache: list = _WORKER["reconstructors"]
-    rec = next((r for opts, r in cache if opts == options), None)
-    if rec is None:
-        rec = Reconstructor(_WORKER["model"], options)
-        cache.append((options, rec))
-        if len(cache) > 4:  # a few option sets stay warm; MediaPipe graphs are not free
-            cache.pop(0)[1].close()
-    return reconstruct_in_folder(rec, item, output, outputs)
+def _worker_run(item: BatchItem, output: Path, options, outputs: tuple[str, ...], home: str | None) -> ItemResult:
+    """Reconstruct one upload in this worker, with its Reconstructor for ``options``."""
+    return reconstruct_in_folder(process_reconstructor(options, home), item, output, outputs)
 
 
 @dataclass(frozen=True)
@@ -120,7 +107,7 @@ class JobRunner:
         folder = self.root / job
         item = BatchItem(photo, name)
         try:
-            result = self._executor().submit(_worker_run, item, folder / "out", options, outputs).result()
+            result = self._executor().submit(_worker_run, item, folder / "out", options, outputs, self._home).result()
         except concurrent.futures.process.BrokenProcessPool:
             with self._lock:  # a worker died: the next job gets a new pool
                 self._pool = None
