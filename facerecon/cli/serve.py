@@ -17,7 +17,7 @@ from facerecon.cli.exit_codes import ExitCode
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("serve", help="serve the main job over HTTP (JSON API)",
+    parser = subparsers.add_parser("serve", help="serve the main job as a web page and an HTTP JSON API",
                                    description=__doc__.split("\n\n")[0])  # fmt: skip
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s: this machine only)")
     parser.add_argument("--port", type=int, default=7860, help="port (default %(default)s)")
@@ -26,6 +26,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload in MB (default %(default)s)")
     parser.add_argument("--keep-minutes", type=float, default=60.0,
                         help="results are removed this long after their job (default %(default)s)")
+    parser.add_argument("--samples", type=Path, default=None,
+                        help="a folder of photos the page offers as samples (its image files, not its subfolders)")
     parser.add_argument("--jobs", type=Path, default=None,
                         help="where job folders live (default: a new temporary folder, removed at exit)")
     parser.set_defaults(func=run)
@@ -44,13 +46,17 @@ def run(args: argparse.Namespace) -> int:
     if args.max_upload_mb <= 0 or args.keep_minutes <= 0 or (args.workers is not None and args.workers < 1):
         print("facerecon serve: error: --max-upload-mb, --keep-minutes and --workers must be positive", file=sys.stderr)
         return ExitCode.USAGE
+    if args.samples is not None and not args.samples.is_dir():
+        print(f"facerecon serve: error: --samples {args.samples}: not a folder", file=sys.stderr)
+        return ExitCode.USAGE
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     load_model(progress=True)  # installed and calibrated before the first request, not during it
     with tempfile.TemporaryDirectory(prefix="facerecon-serve-") as scratch:
         runner = JobRunner(args.jobs or scratch, workers=args.workers or cores, keep_seconds=args.keep_minutes * 60,
                            quiet=not getattr(args, "verbose", False))  # fmt: skip
-        app = create_app(runner, max_upload_bytes=int(args.max_upload_mb * 1e6))
-        print(f"facerecon serve: http://{args.host}:{args.port}/api (POST /api/reconstruct; Ctrl-C stops)",
+        app = create_app(runner, max_upload_bytes=int(args.max_upload_mb * 1e6), samples=args.samples)
+        runner.start()  # the workers load the model now, so the first upload does not wait for it
+        print(f"facerecon serve: http://{args.host}:{args.port}/ (the page; the API under /api; Ctrl-C stops)",
               file=sys.stderr)  # fmt: skip
         try:
             uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

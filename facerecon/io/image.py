@@ -67,6 +67,7 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "ImageInfo",
     "as_rgb_uint8",
+    "check_image",
     "downscale_for_detection",
     "points_to_original",
     "read_image",
@@ -441,6 +442,19 @@ def _decode_with_opencv(path: Path, data: bytes) -> np.ndarray:
         return as_rgb_uint8(arr)
     except (TypeError, ValueError) as err:
         raise _fail(path, f"unsupported image samples: {err}") from None
+
+
+def check_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[str, int, int]:
+    """Check from its header alone that ``path`` is an image :func:`read_image` accepts: ``(format, width, height)``
+    as stored (before EXIF rotation). Nothing is decoded, so it is quick, but a file truncated further on passes.
+
+    Raises:
+        ImageReadError: as :func:`read_image_with_info`, for everything its header tells.
+    """
+    _check_max_pixels(max_pixels)
+    im, _ = _open(Path(path), max_pixels)
+    with im:
+        return str(im.format), int(im.size[0]), int(im.size[1])
 
 
 def read_image_with_info(

@@ -59,14 +59,18 @@ _WORKER: dict = {}
 _PROCESS: dict = {"model": None, "home": None, "reconstructors": []}
 
 
-def _reconstruct_one(rec, item: BatchItem, output: Path, outputs: tuple[str, ...]) -> ItemResult:
+def _reconstruct_one(rec, item: BatchItem, output: Path, outputs: tuple[str, ...], progress=None) -> ItemResult:
     import time
+
+    from facerecon.pipeline.run import Progress
 
     start = time.perf_counter()
     try:
-        result = rec.run(item.path, name=item.name)
+        result = rec.run(item.path, name=item.name, progress=progress)
         rows = []
         for face in result.reconstructions:
+            if progress is not None:
+                progress(Progress("write", face.face_index, len(result.reconstructions) + len(result.skipped)))
             face.save(output / item.name / str(face.face_index), outputs)
             rows.append(FaceRow(face.face_index, face.landmark_error_px, face.photometric_error,
                                 float(face.angles_deg[1]), sum(face.timings_ms.values())))  # fmt: skip
@@ -126,8 +130,9 @@ def _worker_init(options, home: str | None, quiet: bool) -> None:
 IN_PROGRESS = ".facerecon-in-progress"
 
 
-def reconstruct_in_folder(rec, item: BatchItem, output: Path, outputs: tuple[str, ...]) -> ItemResult:
-    """Reconstruct ``item`` with ``rec`` into ``output/<name>/``, marked :data:`IN_PROGRESS` until done.
+def reconstruct_in_folder(rec, item: BatchItem, output: Path, outputs: tuple[str, ...], progress=None) -> ItemResult:
+    """Reconstruct ``item`` with ``rec`` into ``output/<name>/``, marked :data:`IN_PROGRESS` until done;
+    ``progress`` (a :data:`~facerecon.pipeline.run.ProgressCallback`) hears of each stage.
 
     What the folder held before goes first. A photo that fails, or is interrupted here (Ctrl-C), leaves no folder;
     a folder that still holds the marker was left by a process that died, and :func:`remove_in_flight` removes it."""
@@ -138,7 +143,7 @@ def reconstruct_in_folder(rec, item: BatchItem, output: Path, outputs: tuple[str
     folder.mkdir(parents=True)
     marker.write_text(str(os.getpid()))
     try:
-        result = _reconstruct_one(rec, item, output, outputs)
+        result = _reconstruct_one(rec, item, output, outputs, progress)
     except BaseException:
         remove_in_flight([item], output)
         raise

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import cv2
 import numpy as np
@@ -120,6 +120,23 @@ class ReconstructOptions:
         check_choice(self.faces, "faces", FACE_CHOICES)
         check_choice(self.method, "method", available_estimators())
         check_choice(self.start, "start", FIT_STARTS)
+
+
+#: The stages :class:`Progress` reports, in order ("write" is reported by whoever saves the faces).
+PROGRESS_STAGES = ("read", "detect", "estimate", "albedo", "texture", "details", "write")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a photo's reconstruction is: ``stage`` (one of :data:`PROGRESS_STAGES`) of face ``face`` (0-based)
+    of the ``faces`` found (both 0 until the faces are found)."""
+
+    stage: str
+    face: int = 0
+    faces: int = 0
+
+
+ProgressCallback = Callable[[Progress], None]
 
 
 @dataclass(frozen=True)
@@ -238,6 +255,8 @@ class Reconstructor:
         )
         self._details: DetailEstimator | None = None
         self._nearest: dict[int, torch.Tensor] = {}
+        self._progress: ProgressCallback | None = None
+        self._face_at = (0, 0)  # (face, faces) of the face being reconstructed, for progress reports
 
     @property
     def detail_estimator(self) -> DetailEstimator:
@@ -265,18 +284,28 @@ class Reconstructor:
         self.close()
 
     # ---------------------------------------------------------------------------------------------
-    def run(self, image: str | os.PathLike[str] | np.ndarray, name: str | None = None) -> ImageResult:
-        """Reconstruct the faces of one photo.
+    def run(self, image: str | os.PathLike[str] | np.ndarray, name: str | None = None, *,
+            progress: ProgressCallback | None = None) -> ImageResult:  # fmt: skip
+        """Reconstruct the faces of one photo; ``progress`` is called with a :class:`Progress` as each stage starts.
 
         Raises:
             ImageReadError: the file cannot be read.
             NoFaceError: no face, or none of at least ``min_face_px``.
         """
-        with compute_threads(self.options.torch_threads):
-            return self._run(image, name)
+        self._progress, self._face_at = progress, (0, 0)
+        try:
+            with compute_threads(self.options.torch_threads):
+                return self._run(image, name)
+        finally:
+            self._progress = None
+
+    def _report(self, stage: str) -> None:
+        if self._progress is not None:
+            self._progress(Progress(stage, *self._face_at))
 
     def _run(self, image: str | os.PathLike[str] | np.ndarray, name: str | None) -> ImageResult:
         focal_35 = None
+        self._report("read")
         if isinstance(image, np.ndarray):
             from facerecon.io.image import as_rgb_uint8
 
@@ -287,6 +316,7 @@ class Reconstructor:
             rgb, focal_35 = info.image, info.focal_35mm
             name = name or Path(image).stem
         timings: dict[str, float] = {}
+        self._report("detect")
         with timed(timings, "detect"):
             detections = self.detector.detect(rgb)
         detect_ms = timings["detect"]
@@ -300,6 +330,7 @@ class Reconstructor:
             if det.box_size < self.options.min_face_px:
                 skipped.append(SkippedFace(index, f"face {index} is {det.box_size:.0f} px, below {self.options.min_face_px:.0f} px"))
                 continue
+            self._face_at = (index, len(detections))
             try:
                 rec = self.reconstruct_face(rgb, det, name=name, face_index=index, focal_35mm=focal_35)
             except FitDivergedError as err:
@@ -329,18 +360,22 @@ class Reconstructor:
         Args:
             init: an estimate to start the estimator from (a previous video frame's, another method's).
         """
+        self._report("estimate")
         estimate = self.estimator.estimate(image, detection, self.camera_for(image, focal_35mm), init=init)
         timings, losses = dict(estimate.timings_ms), {k: dict(v) for k, v in estimate.losses.items()}
         stages = list(estimate.stages)
         photo = torch.from_numpy(image).permute(2, 0, 1).float() / 255.0
         geometry = self._geometry(estimate)
+        self._report("albedo")
         albedo = self._albedo(photo, estimate, geometry, timings)
         if albedo.refined:
             stages.append("albedo")
+        self._report("texture")
         with timed(timings, "texture"):
             texture = self._texture(photo, estimate, geometry, albedo)
         details = None
         if self.options.details and estimate.sh is not None:
+            self._report("details")
             with timed(timings, "details"):
                 details = self._details_stage(photo, estimate, geometry, albedo, texture)
             losses["details"] = details.details.energy

@@ -3,13 +3,17 @@
 A job is one uploaded photo: ``ROOT/<job>/input/<file name>`` and its outputs in ``ROOT/<job>/out/<name>/<face>/``
 (the files of ``facerecon reconstruct``). The pool has one process per worker (default: one per core), each with its
 own model copy and one :class:`~facerecon.pipeline.run.Reconstructor` per set of options it has been asked for, so
-requests queue for a free process and two users at once are served side by side. A job that fails (no face, not an
-image, a worker that died) leaves no folder; finished jobs are removed once older than ``keep_seconds``.
+requests queue for a free process and two users at once are served side by side.
+
+A job goes ``queued`` -> ``running`` (the worker writes the stage it is at into ``ROOT/<job>/status.json``) ->
+``done`` or ``failed``. A failed job (no face, not an image, a worker that died) leaves no folder, only its status in
+memory; finished jobs and their folders are removed once older than ``keep_seconds``.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import multiprocessing
 import os
 import re
@@ -17,9 +21,10 @@ import secrets
 import shutil
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from facerecon.io.atomic import write_text_atomic
 from facerecon.pipeline.batch import (
     ItemResult,
     prepare_worker_process,
@@ -29,10 +34,12 @@ from facerecon.pipeline.batch import (
 )
 from facerecon.pipeline.inputs import BatchItem
 
-__all__ = ["JOB_ID", "JobRunner", "JobResult"]
+__all__ = ["JOB_ID", "JobResult", "JobRunner", "JobStatus"]
 
 #: A job's id: 32 hex digits (so a URL cannot name anything but a job folder).
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+#: The file a worker keeps a running job's stage in.
+STATUS_FILE = "status.json"
 
 
 def _worker_init(home: str | None, quiet: bool) -> None:
@@ -40,9 +47,20 @@ def _worker_init(home: str | None, quiet: bool) -> None:
     process_model(home)  # loaded before any job
 
 
-def _worker_run(item: BatchItem, output: Path, options, outputs: tuple[str, ...], home: str | None) -> ItemResult:
-    """Reconstruct one upload in this worker, with its Reconstructor for ``options``."""
-    return reconstruct_in_folder(process_reconstructor(options, home), item, output, outputs)
+def _worker_run(item: BatchItem, folder: Path, options, outputs: tuple[str, ...], home: str | None) -> ItemResult:
+    """Reconstruct one upload in this worker, with its Reconstructor for ``options``; each stage is written to the
+    job's status file as it starts."""
+    status = folder / STATUS_FILE
+    started = time.time()
+
+    def report(progress) -> None:
+        record = {"stage": progress.stage, "face": progress.face, "faces": progress.faces, "started": started}
+        try:
+            write_text_atomic(status, json.dumps(record))
+        except OSError:  # the job was removed under us: the result is thrown away anyway
+            pass
+
+    return reconstruct_in_folder(process_reconstructor(options, home), item, folder / "out", outputs, report)
 
 
 @dataclass(frozen=True)
@@ -52,6 +70,24 @@ class JobResult:
     job: str
     folder: Path
     result: ItemResult
+
+
+@dataclass
+class JobStatus:
+    """Where a job is. Times are ``time.time()`` seconds; ``stage``/``face``/``faces`` as in
+    :class:`~facerecon.pipeline.run.Progress` while running; ``ahead`` is the number of jobs queued before a
+    queued one; ``result`` once done or failed."""
+
+    job: str
+    state: str  # "queued" | "running" | "done" | "failed"
+    submitted: float
+    started: float | None = None
+    finished: float | None = None
+    stage: str | None = None
+    face: int = 0
+    faces: int = 0
+    ahead: int = 0
+    result: JobResult | None = field(default=None, repr=False)
 
 
 class JobRunner:
@@ -77,6 +113,7 @@ class JobRunner:
         self._quiet = quiet
         self._lock = threading.Lock()
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._jobs: dict[str, JobStatus] = {}
 
     def _executor(self) -> concurrent.futures.ProcessPoolExecutor:
         with self._lock:
@@ -85,6 +122,12 @@ class JobRunner:
                     self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
                     initargs=(self._home, self._quiet))  # fmt: skip
             return self._pool
+
+    def start(self) -> None:
+        """Start the worker processes now (they load the model), rather than at the first job."""
+        pool = self._executor()
+        for future in [pool.submit(time.sleep, 0) for _ in range(self.workers)]:
+            future.result()
 
     def new_job(self) -> tuple[str, Path]:
         """A new job id and its (created) folder; old jobs are cleaned up first."""
@@ -101,21 +144,78 @@ class JobRunner:
         folder = self.root / job
         return folder if folder.is_dir() else None
 
-    def run(self, job: str, photo: Path, name: str, options, outputs: tuple[str, ...]) -> JobResult:
-        """Reconstruct ``photo`` (inside the job's folder) into ``out/<name>/``; waits for a free worker. A failed
-        job's folder is removed."""
+    def submit(self, job: str, photo: Path, name: str, options, outputs: tuple[str, ...]) -> concurrent.futures.Future:
+        """Queue ``photo`` (inside the job's folder) for reconstruction into ``out/<name>/``; returns a future of
+        its :class:`JobResult`, which is also kept for :meth:`status`. A failed job's folder is removed."""
         folder = self.root / job
         item = BatchItem(photo, name)
+        with self._lock:
+            self._jobs[job] = JobStatus(job, "queued", time.time())
+        done: concurrent.futures.Future = concurrent.futures.Future()
+
+        def finish(future: concurrent.futures.Future) -> None:
+            try:
+                result = future.result()
+            except concurrent.futures.process.BrokenProcessPool:
+                with self._lock:  # a worker died: the next job gets a new pool
+                    self._pool = None
+                result = ItemResult(item, error="the worker process died while reconstructing it (out of memory?)",
+                                    error_type="WorkerDied")  # fmt: skip
+            except concurrent.futures.CancelledError:
+                result = ItemResult(item, error="the server stopped before the job ran", error_type="Cancelled")
+            except Exception as err:  # an argument the pool could not send, say: the job fails, the server goes on
+                result = ItemResult(item, error=f"internal error: {type(err).__name__}: {err}".splitlines()[0],
+                                    error_type="InternalError")  # fmt: skip
+            failed = result.error is not None or not result.faces
+            if failed:
+                self.discard(job)
+            record = self._read_status(folder) if not failed else {}
+            with self._lock:
+                status = self._jobs.get(job)
+                if status is not None:
+                    status.state, status.finished = ("failed" if failed else "done"), time.time()
+                    status.started = status.started or record.get("started")
+                    status.result = JobResult(job, folder, result)
+            done.set_result(JobResult(job, folder, result))
+
         try:
-            result = self._executor().submit(_worker_run, item, folder / "out", options, outputs, self._home).result()
-        except concurrent.futures.process.BrokenProcessPool:
-            with self._lock:  # a worker died: the next job gets a new pool
-                self._pool = None
-            result = ItemResult(item, error="the worker process died while reconstructing it (out of memory?)",
-                                error_type="WorkerDied")  # fmt: skip
-        if result.error is not None or not result.faces:
-            self.discard(job)
-        return JobResult(job, folder, result)
+            self._executor().submit(_worker_run, item, folder, options, outputs, self._home).add_done_callback(finish)
+        except RuntimeError:  # the pool was shut down (the server is stopping)
+            cancelled: concurrent.futures.Future = concurrent.futures.Future()
+            cancelled.cancel()
+            finish(cancelled)
+        return done
+
+    def run(self, job: str, photo: Path, name: str, options, outputs: tuple[str, ...]) -> JobResult:
+        """:meth:`submit` and wait for the result."""
+        return self.submit(job, photo, name, options, outputs).result()
+
+    @staticmethod
+    def _read_status(folder: Path) -> dict:
+        try:
+            return json.loads((folder / STATUS_FILE).read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def status(self, job: str) -> JobStatus | None:
+        """A job's status (a copy), or None for a job this runner does not know (or has forgotten)."""
+        with self._lock:
+            status = self._jobs.get(job)
+            if status is None:
+                return None
+            status = JobStatus(**vars(status))
+            if status.state == "queued":
+                status.ahead = sum(1 for s in self._jobs.values() if s.state == "queued" and s.submitted < status.submitted)
+        if status.state in ("queued", "running"):
+            record = self._read_status(self.root / job)
+            if record:
+                status.state, status.started = "running", record.get("started")
+                status.stage, status.face, status.faces = record.get("stage"), record.get("face", 0), record.get("faces", 0)
+                with self._lock:
+                    live = self._jobs.get(job)
+                    if live is not None and live.state == "queued":
+                        live.state, live.started = "running", status.started
+        return status
 
     def discard(self, job: str) -> None:
         """Remove a job's folder."""
@@ -123,10 +223,15 @@ class JobRunner:
             shutil.rmtree(self.root / job, ignore_errors=True)
 
     def clean(self) -> list[str]:
-        """Remove the jobs older than ``keep_seconds``; returns their ids."""
+        """Remove the jobs finished more than ``keep_seconds`` ago (folders and statuses); returns their ids."""
         now, removed = time.time(), []
+        with self._lock:
+            live = {job for job, s in self._jobs.items() if s.state in ("queued", "running")}
+            for job, s in list(self._jobs.items()):
+                if s.finished is not None and now - s.finished > self.keep_seconds:
+                    del self._jobs[job]
         for folder in self.root.iterdir():
-            if folder.is_dir() and JOB_ID.match(folder.name):
+            if folder.is_dir() and JOB_ID.match(folder.name) and folder.name not in live:
                 try:
                     old = now - folder.stat().st_mtime > self.keep_seconds
                 except OSError:
@@ -134,6 +239,8 @@ class JobRunner:
                 if old:
                     shutil.rmtree(folder, ignore_errors=True)
                     removed.append(folder.name)
+                    with self._lock:
+                        self._jobs.pop(folder.name, None)
         return removed
 
     def close(self) -> None:

@@ -3,7 +3,6 @@ background beside the face's outline."""
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from facerecon.detect import create_detector

@@ -18,7 +18,7 @@ from facerecon.fit.landmarks import LandmarkFit
 from facerecon.io.gltf import read_glb
 from facerecon.io.mesh import read_obj, read_ply
 from facerecon.pipeline.reconstruction import DEFAULT_OUTPUTS, OUTPUT_FILES, output_files
-from facerecon.pipeline.run import ReconstructOptions, Reconstructor
+from facerecon.pipeline.run import Progress, ReconstructOptions, Reconstructor
 
 FRONTAL = "3ddfa-JianzhuGuo.jpg"
 
@@ -99,8 +99,13 @@ def test_landmark_stage_only(reconstructor, faces_dir, face_model) -> None:
 
 def test_several_faces_and_small_faces(reconstructor, faces_dir) -> None:
     image = cv2.cvtColor(cv2.imread(str(faces_dir / "3ddfa-trump_hillary.jpg")), cv2.COLOR_BGR2RGB)
-    result = reconstructor.run(image, name="pair")
+    heard: list[Progress] = []
+    result = reconstructor.run(image, name="pair", progress=heard.append)
     assert [r.face_index for r in result.reconstructions] == [0, 1]
+    # Each stage is reported as it starts, for each face in turn.
+    per_face = ("estimate", "albedo", "texture", "details")
+    expected = [Progress("read"), Progress("detect")] + [Progress(stage, face, 2) for face in (0, 1) for stage in per_face]
+    assert heard == expected
     boxes = [r.detection.area for r in result.reconstructions]
     assert boxes[0] >= boxes[1]  # largest first
     small = cv2.resize(image, (image.shape[1] // 6, image.shape[0] // 6), interpolation=cv2.INTER_AREA)

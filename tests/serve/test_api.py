@@ -1,15 +1,14 @@
 """``facerecon serve`` as a real server in its own process, driven by a real HTTP client: a photo in, JSON and a GLB
-with the 53 morph targets out; bad uploads refused with a 4xx and nothing left behind; two requests at once."""
+with the 53 morph targets out; bad uploads refused with a 4xx and nothing left behind; two requests at once; a job
+followed stage by stage; samples; the OBJ zip; the page served from the package."""
 
 from __future__ import annotations
 
 import concurrent.futures
 import io
-import os
-import socket
-import subprocess
-import sys
+import re
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -17,42 +16,7 @@ import pytest
 httpx = pytest.importorskip("httpx", reason="the web extra's tests need httpx (in the test extra)")
 pytest.importorskip("fastapi", reason="facerecon serve needs the web extra (in the test extra)")
 
-REPO = Path(__file__).resolve().parents[2]
 FORM = {"stages": "landmarks", "faces": "largest"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server(model_home: Path, tmp_path_factory: pytest.TempPathFactory):
-    """The server on a free port of 127.0.0.1 with 2 workers and a 1 MB upload limit; yields (base URL, jobs folder)."""
-    jobs = tmp_path_factory.mktemp("jobs")
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "facerecon", "serve", "--port", str(port), "--workers", "2", "--jobs", str(jobs),
-         "--max-upload-mb", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO), "FACERECON_HOME": str(model_home)},
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            if httpx.get(f"{base}/api/health", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"the server did not start: {process.communicate()[1][-2000:]}")
-        time.sleep(0.2)
-    yield base, jobs
-    process.terminate()
-    process.wait(timeout=30)
 
 
 def _post(base: str, name: str, data: bytes, **form: str) -> httpx.Response:
@@ -76,7 +40,7 @@ def _small_jpeg(faces_dir: Path, name: str) -> bytes:
 def test_a_photo_in_json_and_a_glb_out(server, faces_dir: Path, tmp_path: Path) -> None:
     pygltflib = pytest.importorskip("pygltflib")
     base, jobs = server
-    assert httpx.get(f"{base}/api/health").json() == {"status": "ok", "workers": 2}
+    assert httpx.get(f"{base}/api/health").json() == {"status": "ok", "workers": 2, "max_upload_bytes": 1_000_000}
     response = _post(base, "prnet-4.jpg", _small_jpeg(faces_dir, "prnet-4.jpg"))
     assert response.status_code == 200, response.text
     body = response.json()
@@ -132,3 +96,98 @@ def test_two_requests_at_once_both_succeed(server, faces_dir: Path) -> None:
     assert [r.status_code for r in responses] == [200, 200], [r.text for r in responses]
     assert [r.json()["image"] for r in responses] == ["prnet-4.jpg", "d3dfr-000002.jpg"]
     assert responses[0].json()["job"] != responses[1].json()["job"]
+
+
+def _follow(base: str, status_url: str, timeout: float = 300) -> tuple[dict, list[tuple[str, str | None]]]:
+    """Poll a job until it is done or failed; returns its last status and the (state, stage) pairs seen."""
+    seen: list[tuple[str, str | None]] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = httpx.get(base + status_url, timeout=10).json()
+        if not seen or seen[-1] != (status["state"], status["stage"]):
+            seen.append((status["state"], status["stage"]))
+        if status["state"] in ("done", "failed"):
+            return status, seen
+        time.sleep(0.05)
+    raise AssertionError(f"the job did not finish in {timeout} s: {seen}")
+
+
+@pytest.mark.slow
+def test_a_job_reports_its_stages_then_its_result(server, faces_dir: Path) -> None:
+    base, jobs = server
+    response = httpx.post(f"{base}/api/jobs", files={"image": ("prnet-4.jpg", _small_jpeg(faces_dir, "prnet-4.jpg"))},
+                          data={"stages": "all", "faces": "largest"}, timeout=60)  # fmt: skip
+    assert response.status_code == 202, response.text
+    job = response.json()["job"]
+    assert response.json()["status_url"] == f"/api/jobs/{job}"
+    status, seen = _follow(base, f"/api/jobs/{job}")
+    assert status["state"] == "done", status
+    stages = [stage for state, stage in seen if state == "running"]
+    # The stages arrive in the pipeline's order (polling may miss the quick ones, never reorder them).
+    order = ["read", "detect", "estimate", "albedo", "texture", "details", "write"]
+    assert stages and stages == sorted(stages, key=order.index), seen
+    assert "estimate" in stages or "texture" in stages, seen
+    result = status["result"]
+    assert result["job"] == job and result["image"] == "prnet-4.jpg" and len(result["faces"]) == 1
+    face = result["faces"][0]
+    assert {"albedo.png", "normal_map.png", "landmarks.png", "face.glb"} <= set(face["files"])
+    assert face["downloads"]["glb"] == face["files"]["face.glb"]
+    # The OBJ download: the mesh with its material and texture, in one zip.
+    archive = httpx.get(base + face["downloads"]["obj_zip"], timeout=30)
+    assert archive.status_code == 200 and archive.headers["content-type"] == "application/zip"
+    assert 'filename="prnet-4-0-obj.zip"' in archive.headers["content-disposition"]
+    with zipfile.ZipFile(io.BytesIO(archive.content)) as zipped:
+        assert sorted(zipped.namelist()) == ["mesh.mtl", "mesh.obj", "texture.png"]
+        assert b"mtllib mesh.mtl" in zipped.read("mesh.obj") and b"texture.png" in zipped.read("mesh.mtl")
+    assert httpx.get(f"{base}/api/jobs/{job}/faces/7/obj.zip").status_code == 404
+    assert not (jobs / job / "status.json").exists() or (jobs / job / "out").is_dir()
+    unknown = httpx.get(f"{base}/api/jobs/{'0' * 32}")
+    assert unknown.status_code == 404 and "no job" in unknown.json()["error"]
+
+
+@pytest.mark.slow
+def test_a_failed_job_reports_why_and_leaves_nothing(server) -> None:
+    base, jobs = server
+    from PIL import Image
+
+    grey = io.BytesIO()
+    Image.new("RGB", (320, 240), (128, 128, 128)).save(grey, "PNG")
+    response = httpx.post(f"{base}/api/jobs", files={"image": ("grey.png", grey.getvalue())}, data=FORM, timeout=60)
+    assert response.status_code == 202, response.text
+    status, _ = _follow(base, response.json()["status_url"])
+    assert status["state"] == "failed" and status["http_status"] == 422 and "no face" in status["error"]
+    assert not (jobs / response.json()["job"]).exists()
+    # Not an image: refused at once, before it queues.
+    refused = httpx.post(f"{base}/api/jobs", files={"image": ("notes.jpg", b"plain text\n")}, data=FORM, timeout=60)
+    assert refused.status_code == 415 and "not an image" in refused.json()["error"]
+
+
+@pytest.mark.slow
+def test_samples_are_listed_served_and_reconstructed(server, faces_dir: Path) -> None:
+    base, _ = server
+    samples = httpx.get(f"{base}/api/samples").json()["samples"]
+    expected = sorted(p.name for p in faces_dir.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    assert [s["name"] for s in samples] == expected[:64]
+    picture = httpx.get(base + samples[0]["url"])
+    assert picture.status_code == 200 and picture.content == (faces_dir / samples[0]["name"]).read_bytes()
+    assert httpx.get(f"{base}/api/samples/..%2Fconftest.py").status_code == 404
+    response = httpx.post(f"{base}/api/reconstruct", data={**FORM, "sample": "prnet-4.jpg"}, timeout=300)
+    assert response.status_code == 200, response.text
+    assert response.json()["image"] == "prnet-4.jpg" and len(response.json()["faces"]) == 1
+    for form, words in (({"sample": "no-such.jpg"}, "no sample"), ({}, "send a photo")):
+        bad = httpx.post(f"{base}/api/reconstruct", data={**FORM, **form}, timeout=60)
+        assert bad.status_code == 400 and words in bad.json()["error"], bad.text
+
+
+def test_the_page_and_its_script_are_served_from_the_package(server) -> None:
+    base, _ = server
+    page = httpx.get(f"{base}/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert '<script type="module" src="/static/facerecon.js">' in page.text
+    # Nothing is fetched from the internet: every script, style and image of the page is the server's own.
+    assert re.findall(r'(?:src|href)="(https?:)?//', page.text) == []
+    script = httpx.get(f"{base}/static/facerecon.js")
+    assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+    assert "morphTargetInfluences" in script.text and "/api/jobs" in script.text
+    assert re.findall(r"""(?:import\(|from\s*)["']https?:""", script.text) == []
+    assert httpx.get(f"{base}/static/style.css").status_code == 200
