@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from facerecon.core.errors import FaceReconError
 from facerecon.io.atomic import write_text_atomic
 from facerecon.pipeline.batch import (
     ItemResult,
@@ -42,9 +43,29 @@ JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 STATUS_FILE = "status.json"
 
 
-def _worker_init(home: str | None, quiet: bool) -> None:
+def _worker_init(home: str | None, quiet: bool, warm_up: bool) -> None:
     prepare_worker_process(quiet)
-    process_model(home)  # loaded before any job
+    model = process_model(home)  # loaded before any job
+    if warm_up:
+        _warm_up(model, home)
+
+
+def _warm_up(model, home: str | None) -> None:
+    """Run the default reconstruction once on a render of the model's mean face, so that the first photo does not
+    pay for the one-time costs (MediaPipe's graphs, compiled kernels, first allocations: ~2.5 s of ~6 s here)."""
+    from facerecon.calibrate import render_calibration_views
+    from facerecon.pipeline.run import ReconstructOptions
+
+    images, _ = render_calibration_views(model, rows=[0])  # frontal, 512 px
+    try:
+        process_reconstructor(ReconstructOptions(), home).run(images[0], name="warm-up")
+    except FaceReconError:  # a render the detector misses only leaves the first photo slower
+        pass
+
+
+def _pid_after(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
 
 
 def _worker_run(item: BatchItem, folder: Path, options, outputs: tuple[str, ...], home: str | None) -> ItemResult:
@@ -99,10 +120,11 @@ class JobRunner:
         keep_seconds: finished jobs older than this are removed (checked at each new job).
         home: the model cache (default ``$FACERECON_HOME``).
         quiet: hide third-party warnings in the workers.
+        warm_up: each worker reconstructs a render of the mean face once as it starts (see :meth:`start`).
     """
 
     def __init__(self, root: str | os.PathLike[str], *, workers: int = 1, keep_seconds: float = 3600.0,
-                 home: str | os.PathLike[str] | None = None, quiet: bool = True) -> None:  # fmt: skip
+                 home: str | os.PathLike[str] | None = None, quiet: bool = True, warm_up: bool = True) -> None:  # fmt: skip
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers: expected a positive int, got {workers!r}")
         self.root = Path(root)
@@ -111,6 +133,7 @@ class JobRunner:
         self.keep_seconds = float(keep_seconds)
         self._home = None if home is None else str(home)
         self._quiet = quiet
+        self._warm_up = warm_up
         self._lock = threading.Lock()
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self._jobs: dict[str, JobStatus] = {}
@@ -120,14 +143,16 @@ class JobRunner:
             if self._pool is None:
                 self._pool = concurrent.futures.ProcessPoolExecutor(
                     self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
-                    initargs=(self._home, self._quiet))  # fmt: skip
+                    initargs=(self._home, self._quiet, self._warm_up))  # fmt: skip
             return self._pool
 
-    def start(self) -> None:
-        """Start the worker processes now (they load the model), rather than at the first job."""
-        pool = self._executor()
-        for future in [pool.submit(time.sleep, 0) for _ in range(self.workers)]:
-            future.result()
+    def start(self, timeout: float = 600.0) -> None:
+        """Start the worker processes now and wait until each has loaded the model and warmed up, rather than let
+        the first jobs wait for that."""
+        pool, seen = self._executor(), set()
+        deadline = time.monotonic() + timeout
+        while len(seen) < self.workers and time.monotonic() < deadline:  # until every process has answered
+            seen.update(f.result() for f in [pool.submit(_pid_after, 0.05) for _ in range(self.workers)])
 
     def new_job(self) -> tuple[str, Path]:
         """A new job id and its (created) folder; old jobs are cleaned up first."""

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.serve.browser import MISSING, chromium
+from tests.serve.harness import MISSING, chromium
 
 if MISSING is not None:
     pytest.skip(MISSING, allow_module_level=True)

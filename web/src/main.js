@@ -1,7 +1,8 @@
 // The page of `facerecon serve`: upload a photo (or pick a sample), follow the job, then show each face in a 3D
 // view with its landmark picture, expression sliders and downloads. Talks to the JSON API of facerecon/serve/app.py.
-// document.body.dataset.state is idle | running | ready | error (tests and scripts wait on it); once ready,
-// dataset.seconds is the time from the click to the first frame of the face, in seconds.
+// document.body.dataset.state is idle | running | ready | error (tests and scripts wait on it); dataset.job is the
+// job's id; once ready, dataset.seconds is the time from the click to the first frame of the face, in seconds, and
+// dataset.face the index of the face shown.
 import { FaceViewer } from './viewer.js';
 
 const STAGES = {
@@ -72,6 +73,7 @@ async function submit(form) {
   }
   const body = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
   if (!response.ok) return showError(body.error);
+  document.body.dataset.job = body.job;
   return follow(body.status_url);
 }
 
