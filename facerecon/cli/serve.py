@@ -1,8 +1,10 @@
-"""``facerecon serve``: the main job behind an HTTP API on this machine (the optional extra ``facerecon[web]``).
+"""``facerecon serve``: the main job as a web page with a 3D viewer and an HTTP API on this machine (the optional
+extra ``facerecon[web]``).
 
-Binds 127.0.0.1 unless told otherwise. Uploads are reconstructed by worker processes (one per core by default),
-their files kept in a job folder under ``--jobs`` for ``--keep-minutes`` and served from there. See
-:mod:`facerecon.serve.app` for the endpoints, and the README for a curl example.
+Binds 127.0.0.1 unless told otherwise. Uploads are reconstructed by worker processes (one per core by default, each
+warmed up before the server answers), their files kept in a job folder under ``--jobs`` for ``--keep-minutes`` and
+served from there; ``--samples`` offers a folder's photos on the page. See :mod:`facerecon.serve.app` for the
+endpoints, and the README for a curl example.
 """
 
 from __future__ import annotations
