@@ -315,6 +315,8 @@ class Reconstructor:
             info = read_image_with_info(image, max_side=self.options.max_image_side)
             rgb, focal_35 = info.image, info.focal_35mm
             name = name or Path(image).stem
+        if min(rgb.shape[:2]) < 8:  # below what the detectors accept: no face can be in it
+            raise NoFaceError(f"{name}: the image is {rgb.shape[1]} x {rgb.shape[0]} px, too small to hold a face")
         timings: dict[str, float] = {}
         self._report("detect")
         with timed(timings, "detect"):

@@ -45,7 +45,7 @@ MAX_UPLOAD_BYTES = 20_000_000
 SAMPLE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 _CHUNK = 1 << 20
 _OPTIONS = {"method": ("fit", "regress"), "stages": ("landmarks", "photometric", "all"), "faces": ("all", "largest")}
-_NAME = re.compile(r"^[^/\\\x00]{1,200}$")
+_NAME = re.compile(r"^[^/\\\x00-\x1f\x7f]{1,200}$")
 _OBJ_FILES = ("mesh.obj", "mesh.mtl", "texture.png")
 
 

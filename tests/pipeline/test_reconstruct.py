@@ -116,6 +116,9 @@ def test_several_faces_and_small_faces(reconstructor, faces_dir) -> None:
 def test_no_face(reconstructor) -> None:
     with pytest.raises(NoFaceError, match="no face found"):
         reconstructor.run(np.full((240, 320, 3), 128, np.uint8), name="grey")
+    for shape in ((1, 1, 3), (7, 500, 3)):  # below the detectors' 8 x 8: the same error, not a ValueError
+        with pytest.raises(NoFaceError, match="too small to hold a face"):
+            reconstructor.run(np.zeros(shape, np.uint8), name="tiny")
 
 
 def test_divergence_is_caught() -> None:

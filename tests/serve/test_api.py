@@ -191,3 +191,44 @@ def test_the_page_and_its_script_are_served_from_the_package(server) -> None:
     assert "morphTargetInfluences" in script.text and "/api/jobs" in script.text
     assert re.findall(r"""(?:import\(|from\s*)["']https?:""", script.text) == []
     assert httpx.get(f"{base}/static/style.css").status_code == 200
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header promises ``width x height`` pixels, with almost no data behind it."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(1000))) + chunk(b"IEND", b"")
+
+
+@pytest.mark.slow
+def test_hostile_files_get_a_4xx_with_one_line(server, faces_dir: Path) -> None:
+    from PIL import Image
+
+    base, jobs = server
+    before = set(jobs.iterdir())
+    photo = _small_jpeg(faces_dir, "prnet-4.jpg")
+    one = io.BytesIO()
+    Image.new("RGB", (1, 1)).save(one, "PNG")
+    cases = [
+        ("truncated.jpg", photo[: len(photo) // 3], 415, "truncated"),
+        ("bomb.png", _png_header_only(100_000, 100_000), 415, "decompression bomb"),
+        ("drawing.png", b'<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"></svg>', 415, "SVG"),
+        ("one.png", one.getvalue(), 422, "too small to hold a face"),
+    ]
+    for name, data, status, words in cases:
+        response = _post(base, name, data)
+        assert response.status_code == status, (name, response.text)
+        message = response.json()["error"]
+        assert words in message and "\n" not in message and str(jobs) not in message, (name, message)
+    # A control character in the file name, sent raw (HTTP clients escape them; a hostile one need not).
+    body = (b'--b\r\nContent-Disposition: form-data; name="image"; filename="tab\there.jpg"\r\n'
+            b"Content-Type: image/jpeg\r\n\r\n" + photo + b"\r\n--b--\r\n")  # fmt: skip
+    response = httpx.post(f"{base}/api/reconstruct", content=body, timeout=60,
+                          headers={"content-type": "multipart/form-data; boundary=b"})  # fmt: skip
+    assert response.status_code == 400 and "plain file name" in response.json()["error"], response.text
+    assert set(jobs.iterdir()) == before
