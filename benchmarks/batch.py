@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 from facerecon.pipeline.collection import plan_collection, run_collection
-from facerecon.pipeline.reconstruction import DEFAULT_OUTPUTS
-from facerecon.pipeline.run import ReconstructOptions
+from facerecon.pipeline.outputs import DEFAULT_OUTPUTS
+from facerecon.pipeline.options import ReconstructOptions
 from facerecon.pipeline.setup import load_model
 
 DEFAULT_FACES = Path(__file__).resolve().parents[2] / "shared/data/faces"

@@ -41,7 +41,7 @@ from facerecon.io.image import read_image
 from facerecon.models import load_model
 
 try:
-    from facerecon.pipeline.reconstruction import DEFAULT_OUTPUTS
+    from facerecon.pipeline.outputs import DEFAULT_OUTPUTS
 except ImportError:  # a checkout before --outputs (to measure it in the same conditions): its save() wrote everything
     DEFAULT_OUTPUTS = None
 from facerecon.pipeline.run import ReconstructOptions, Reconstructor

@@ -27,7 +27,9 @@ SUBCOMMANDS: tuple[str, ...] = ("reconstruct", "detect", "eval", "synth", "train
 VERBOSE_HELP = "show the native libraries' log lines (MediaPipe, TensorFlow Lite) and third-party warnings"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser: every sub-command, or only ``only`` (each sub-command's module imports what its
+    options need, e.g. ``eval`` its methods; a run of one command need not pay for the others')."""
     parser = argparse.ArgumentParser(
         prog="facerecon", description="Photos of faces to 3D faces, on a plain CPU."
     )
@@ -36,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"facerecon {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in SUBCOMMANDS:
+    for name in SUBCOMMANDS if only is None else (only,):
         importlib.import_module(f"facerecon.cli.{name}").add_parser(subparsers)
     for sub in subparsers.choices.values():
         # SUPPRESS: a sub-command without the flag keeps the value given before it.
@@ -46,7 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code (also used by ``python -m facerecon``)."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # The sub-command is the first word that is not an option (the options before it take no value).
+    command = next((word for word in argv if not word.startswith("-")), None)
+    parser = build_parser(command if command in SUBCOMMANDS else None)
     args = parser.parse_args(argv)
     if args.verbose:
         return _dispatch(args)

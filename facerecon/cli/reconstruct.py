@@ -38,15 +38,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="photo files (JPEG, PNG, WebP, BMP, TIFF), folders of photos (recursively) or @LIST "
                              "(a text file of paths, one per line, relative to its folder)")
     parser.add_argument("-o", "--output", required=True, type=Path, help="output folder")
-    from facerecon.estimate import available_estimators, estimator_info
+    from facerecon.estimate.registry import FIT_STARTS, available_estimators, estimator_info
 
     methods = available_estimators()
     parser.add_argument("--method", choices=methods, default="fit",
                         help="how the face's parameters are found (default: %(default)s; "
                              + "; ".join(f"{m}: {estimator_info(m).description}" for m in methods) + ")")
-    from facerecon.estimate.fit import STARTS
-
-    parser.add_argument("--start", choices=STARTS, default="auto",
+    parser.add_argument("--start", choices=FIT_STARTS, default="auto",
                         help="--method fit: start the fit from a PnP pose, from the regressor, or from the regressor "
                              "where it sees a yaw of 55 degrees or more (auto, the default)")
     parser.add_argument("--stages", choices=("landmarks", "photometric", "all"), default="all",
@@ -57,7 +55,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="no mirror completion / de-lighting: photo blended with the fitted colour, no albedo.png")
     parser.add_argument("--no-details", action="store_true",
                         help="no displacement map, normal map or detailed mesh")
-    from facerecon.pipeline.reconstruction import DEFAULT_OUTPUTS, OUTPUTS
+    from facerecon.pipeline.outputs import DEFAULT_OUTPUTS, OUTPUTS
 
     parser.add_argument("--outputs", default=",".join(DEFAULT_OUTPUTS), metavar="LIST",
                         help="comma-separated outputs to write, of " + ", ".join(OUTPUTS)
@@ -102,8 +100,8 @@ def run(args: argparse.Namespace) -> int:
 
     from facerecon.pipeline.collection import plan_collection, run_collection
     from facerecon.pipeline.manifest import MANIFEST
-    from facerecon.pipeline.reconstruction import DEFAULT_OUTPUTS, parse_outputs
-    from facerecon.pipeline.run import ReconstructOptions
+    from facerecon.pipeline.outputs import DEFAULT_OUTPUTS, parse_outputs
+    from facerecon.pipeline.options import ReconstructOptions
 
     try:
         outputs = parse_outputs(getattr(args, "outputs", ",".join(DEFAULT_OUTPUTS)))

@@ -19,19 +19,30 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 ShapeSpec = Sequence[int | str | None]
 
 
+def _is_tensor(value: Any) -> bool:
+    """Whether ``value`` is a ``torch.Tensor``, without importing torch: a value can only be a tensor once torch
+    has been imported, so the light commands (a resumed batch, ``--help``) that only check paths and options never
+    pay for torch."""
+    torch_module = sys.modules.get("torch")
+    return torch_module is not None and isinstance(value, torch_module.Tensor)
+
+
 def describe(value: Any) -> str:
     """A short description of a value for an error message (never its contents)."""
-    if isinstance(value, torch.Tensor):
+    if _is_tensor(value):
         return f"tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
     if isinstance(value, np.ndarray):
         return f"array of shape {value.shape} and dtype {value.dtype}"
@@ -41,7 +52,7 @@ def describe(value: Any) -> str:
 
 
 def _numel(value: torch.Tensor | np.ndarray) -> int:
-    return value.numel() if isinstance(value, torch.Tensor) else int(value.size)
+    return value.numel() if _is_tensor(value) else int(value.size)
 
 
 def _format_spec(spec: ShapeSpec) -> str:
@@ -63,7 +74,7 @@ def check_shape(
         TypeError: ``value`` is not a tensor or array.
         ValueError: the number of dimensions or a size differs.
     """
-    if not isinstance(value, (torch.Tensor, np.ndarray)):
+    if not (_is_tensor(value) or isinstance(value, np.ndarray)):
         raise TypeError(f"{name}: expected a tensor of shape {_format_spec(spec)}, got {describe(value)}")
     shape = tuple(value.shape)
     if len(shape) != len(spec):
@@ -85,7 +96,7 @@ def check_shape(
 
 def check_floating(value: Any, name: str) -> None:
     """Check that ``value`` is a floating-point tensor or array."""
-    if isinstance(value, torch.Tensor):
+    if _is_tensor(value):
         if not value.is_floating_point():
             raise TypeError(f"{name}: expected a floating-point tensor, got {describe(value)}")
     elif isinstance(value, np.ndarray):
@@ -97,8 +108,8 @@ def check_floating(value: Any, name: str) -> None:
 
 def check_integer(value: Any, name: str) -> None:
     """Check that ``value`` is an integer tensor or array (index data such as faces)."""
-    if isinstance(value, torch.Tensor):
-        if value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
+    if _is_tensor(value):
+        if value.is_floating_point() or value.is_complex() or value.dtype == sys.modules["torch"].bool:
             raise TypeError(f"{name}: expected an integer tensor, got {describe(value)}")
     elif isinstance(value, np.ndarray):
         if not np.issubdtype(value.dtype, np.integer):
@@ -109,13 +120,9 @@ def check_integer(value: Any, name: str) -> None:
 
 def check_finite(value: torch.Tensor | np.ndarray, name: str) -> None:
     """Check that a floating tensor or array has no NaN or infinite entries."""
-    finite = torch.isfinite(value).all().item() if isinstance(value, torch.Tensor) else np.isfinite(value).all()
-    if not finite:
-        count = (
-            int((~torch.isfinite(value)).sum().item())
-            if isinstance(value, torch.Tensor)
-            else int((~np.isfinite(value)).sum())
-        )
+    bad = ~value.isfinite() if _is_tensor(value) else ~np.isfinite(value)
+    if bad.any():
+        count = int(bad.sum())
         raise ValueError(f"{name}: expected finite values, got {count} NaN or infinite entries in {describe(value)}")
 
 
@@ -201,12 +208,12 @@ def check_mesh(
         ValueError: wrong shapes, NaN/inf vertices, face indices out of range.
     """
     count_axis = "T" if "T" in vertices_spec else "V"
-    if not isinstance(vertices, torch.Tensor):
+    if not _is_tensor(vertices):
         raise TypeError(f"{vertices_name}: expected a tensor of shape {_format_spec(vertices_spec)}, got {describe(vertices)}")
     check_shape(vertices, vertices_name, vertices_spec, sizes)
     check_floating(vertices, vertices_name)
     check_finite(vertices, vertices_name)
-    if not isinstance(faces, torch.Tensor):
+    if not _is_tensor(faces):
         raise TypeError(f"{faces_name}: expected an int64 tensor of shape (F, 3), got {describe(faces)}")
     check_shape(faces, faces_name, ("F", 3), sizes)
     check_integer(faces, faces_name)

@@ -26,13 +26,14 @@ from facerecon.core.timing import timed
 from facerecon.detect.types import Detection
 from facerecon.estimate.base import FaceEstimate
 from facerecon.estimate.regress import DEFAULT_WEIGHTS
+from facerecon.estimate.registry import FIT_STARTS
 from facerecon.fit.landmarks import LandmarkFit, LandmarkFitConfig, LandmarkFitter, ibug68_targets, mediapipe478_targets
 from facerecon.fit.photometric import PhotometricConfig, fit_photometric
 from facerecon.geometry.camera import PerspectiveCamera
 from facerecon.geometry.rotation import camera_rotation_to_head_angles
 from facerecon.models.face_model import FaceModel
 
-STARTS = ("pnp", "regress", "auto")
+STARTS = FIT_STARTS
 LARGE_POSE_TARGETS = ("regressor", "detector")
 
 

@@ -13,11 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from facerecon.core.check import check_choice, check_registry_name
-from facerecon.estimate.base import Estimator
-from facerecon.models.face_model import FaceModel
+
+if TYPE_CHECKING:  # the registry itself imports no torch: the CLI's parser and a resumed batch read it
+    from facerecon.estimate.base import Estimator
+    from facerecon.models.face_model import FaceModel
+
+#: Where ``--method fit`` starts (``FitConfig.start``): a PnP pose, the regressor, or the regressor at large yaw.
+FIT_STARTS = ("pnp", "regress", "auto")
 
 
 @dataclass(frozen=True)

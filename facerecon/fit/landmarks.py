@@ -33,46 +33,14 @@ import torch
 from threadpoolctl import ThreadpoolController
 
 from facerecon.core.check import check_finite, check_shape
+from facerecon.fit.config import LandmarkFitConfig
 from facerecon.geometry.rotation import FLIP_YZ
 from facerecon.models.face_model import FaceModel, LandmarkPoseTable
 from facerecon.models.regions import Region
 
-
 CONTOUR_CANDIDATE_SPACING_MM = 4.0
 REFERENCE_LANDMARK_COUNT = 68
 DENSE_INTERIOR_LANDMARKS: int | None = None  # all: a subset of 120 gave a 12 % higher NME on 10 shared photos
-
-
-@dataclass(frozen=True)
-class LandmarkFitConfig:
-    """Settings of the landmark stage.
-
-    Attributes:
-        iterations: Levenberg-Marquardt iterations (each: slide contours, one damped Gauss-Newton step).
-        landmark_sigma: the landmarks' noise as a fraction of the face size. With residuals measured in face
-            sizes, the maximum a-posteriori energy ``sum c_i r_i^2 / sigma^2 + ||a||^2`` (paper 001 E_reg,
-            paper 004 E_std: identity ~ N(0, 1)) times ``sigma^2`` gives ``w_id = sigma^2``.
-        expression_weight: ``w_exp`` relative to ``w_id``: an L2 pull of the blendshape weights to 0.
-        frozen_expressions: expressions held at 0 (or at ``init``): gaze moves the eyeballs, which 68
-            landmarks do not see.
-        identity_modes: how many identity modes to fit (the leading ones); the rest stay 0.
-        sliding_contour: let contour landmarks slide (paper 004 sec. 6.1).
-        robust_scale: landmarks whose residual exceeds this fraction of the face size are down-weighted
-            (Huber IRLS); None disables it.
-        damping: initial Levenberg-Marquardt damping, relative to the mean diagonal of the normal matrix.
-    """
-
-    iterations: int = 3
-    landmark_sigma: float = 0.02
-    expression_weight: float = 4.0
-    frozen_expressions: tuple[str, ...] = (
-        "eyeLookDown_L", "eyeLookDown_R", "eyeLookIn_L", "eyeLookIn_R",
-        "eyeLookOut_L", "eyeLookOut_R", "eyeLookUp_L", "eyeLookUp_R",
-    )  # fmt: skip
-    identity_modes: int = 100
-    sliding_contour: bool = True
-    robust_scale: float | None = 0.03
-    damping: float = 1e-3
 
 
 @dataclass(frozen=True)

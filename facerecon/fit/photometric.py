@@ -30,6 +30,7 @@ import torch
 
 from facerecon.core.check import check_shape
 from facerecon.core.errors import FitDivergedError
+from facerecon.fit.config import PhotometricConfig
 from facerecon.fit.landmarks import LandmarkFit
 from facerecon.geometry.camera import PerspectiveCamera
 from facerecon.geometry.mesh_ops import edges as mesh_edges
@@ -40,55 +41,6 @@ from facerecon.render.rasterize import rasterize
 from facerecon.render.sample import inside_image, sample_image
 from facerecon.render.sh import estimate_sh, shade
 from facerecon.render.visibility import vertex_visibility
-
-
-@dataclass(frozen=True)
-class PhotometricConfig:
-    """Settings of the photometric stage (weights are relative to ``w_photo = 1``).
-
-    Attributes:
-        iterations: Adam steps.
-        refresh_every: re-rasterize for visibility and refresh the occlusion mask every this many steps.
-        landmark_weight: ``w_lan`` on the mean squared landmark residual in face sizes.
-        identity_weight: ``E_id = identity_weight * ||a||^2 / K_id``.
-        expression_weight: ``E_exp = expression_weight * ||b||^2 / K_exp``.
-        global_weight: ``w_glo`` (paper 004 eq. 14).
-        sparsity_weight: ``w_ref`` (paper 004 eq. 13).
-        sparsity_p: ``p`` of eq. 13 (paper 004: 0.9).
-        chromaticity_alpha: ``alpha`` of eq. 13's weights (paper 004: 50).
-        symmetry_weight: ``w_sym``.
-        occlusion_factor: a vertex whose residual exceeds this many times the median residual (and
-            ``occlusion_floor``) is treated as occluded.
-        occlusion_floor: the smallest residual (RGB distance in [0, 1]) treated as an occluder.
-        lr_shape: Adam step for identity and expression.
-        lr_pose: Adam step for the rotation (rad) and translation (mm, scaled by the face's depth / 500).
-        lr_light: Adam step for SH coefficients.
-        lr_albedo: Adam step for albedo.
-        fit_region: the sub-mesh whose vertices enter the photometric term (``"narrow_face"``: brow to chin).
-        full_weight_cosine: a vertex's photometric residual has full weight from this cosine between its normal
-            and the line of sight up, and less below it (0 at grazing view).
-        seed: random partners of E_glo.
-    """
-
-    iterations: int = 80
-    refresh_every: int = 20
-    landmark_weight: float = 20.0
-    identity_weight: float = 0.05
-    expression_weight: float = 0.02
-    global_weight: float = 0.5
-    sparsity_weight: float = 0.3
-    sparsity_p: float = 0.9
-    chromaticity_alpha: float = 50.0
-    symmetry_weight: float = 1.0
-    occlusion_factor: float = 3.0
-    occlusion_floor: float = 0.12
-    lr_shape: float = 0.03
-    lr_pose: float = 0.003
-    lr_light: float = 0.03
-    lr_albedo: float = 0.01
-    fit_region: str = "narrow_face"
-    full_weight_cosine: float = 0.3
-    seed: int = 0
 
 
 @dataclass(frozen=True)

@@ -100,8 +100,8 @@ def create_app(runner: JobRunner, *, max_upload_bytes: int = MAX_UPLOAD_BYTES, s
 
     from facerecon.core.errors import ImageReadError
     from facerecon.io.image import check_image
-    from facerecon.pipeline.reconstruction import DEFAULT_OUTPUTS
-    from facerecon.pipeline.run import ReconstructOptions
+    from facerecon.pipeline.outputs import DEFAULT_OUTPUTS
+    from facerecon.pipeline.options import ReconstructOptions
 
     static = Path(str(resources.files("facerecon.serve") / "static"))
     app = fastapi.FastAPI(title="facerecon", description="Photos of faces to 3D faces", docs_url=None, redoc_url=None)

@@ -13,8 +13,8 @@ import pytest
 from facerecon.cli.exit_codes import ExitCode
 from facerecon.cli.main import main
 from facerecon.pipeline.batch import IN_PROGRESS, BatchItem, reconstruct_batch
-from facerecon.pipeline.reconstruction import DEFAULT_OUTPUTS
-from facerecon.pipeline.run import ReconstructOptions
+from facerecon.pipeline.outputs import DEFAULT_OUTPUTS
+from facerecon.pipeline.options import ReconstructOptions
 
 PHOTOS = ("prnet-4.jpg", "d3dfr-000002.jpg", "prnet-3.jpg")
 LANDMARKS_ONLY = ReconstructOptions(stages="landmarks", render_images=False, faces="largest")

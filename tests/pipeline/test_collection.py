@@ -20,8 +20,8 @@ from facerecon.cli.main import main
 from facerecon.pipeline.batch import IN_PROGRESS
 from facerecon.pipeline.collection import plan_collection, run_collection
 from facerecon.pipeline.manifest import ManifestEntry, ManifestWriter, read_manifest
-from facerecon.pipeline.reconstruction import DEFAULT_OUTPUTS
-from facerecon.pipeline.run import ReconstructOptions
+from facerecon.pipeline.outputs import DEFAULT_OUTPUTS
+from facerecon.pipeline.options import ReconstructOptions
 
 REPO = Path(__file__).resolve().parents[2]
 PHOTOS = ("prnet-4.jpg", "d3dfr-000002.jpg", "d3dfr-000006.jpg")

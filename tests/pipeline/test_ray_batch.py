@@ -20,8 +20,8 @@ from facerecon.cli.exit_codes import ExitCode
 from facerecon.cli.main import main
 from facerecon.pipeline.batch import IN_PROGRESS
 from facerecon.pipeline.inputs import BatchItem
-from facerecon.pipeline.reconstruction import DEFAULT_OUTPUTS
-from facerecon.pipeline.run import ReconstructOptions
+from facerecon.pipeline.outputs import DEFAULT_OUTPUTS
+from facerecon.pipeline.options import ReconstructOptions
 
 ray = pytest.importorskip("ray", reason="the Ray engine needs the ray extra (in the test extra)")
 from facerecon.pipeline.ray_batch import reconstruct_batch_ray  # noqa: E402

@@ -17,7 +17,7 @@ from facerecon.estimate.fit import _check_finite_fit
 from facerecon.fit.landmarks import LandmarkFit
 from facerecon.io.gltf import read_glb
 from facerecon.io.mesh import read_obj, read_ply
-from facerecon.pipeline.reconstruction import DEFAULT_OUTPUTS, OUTPUT_FILES, output_files
+from facerecon.pipeline.outputs import DEFAULT_OUTPUTS, OUTPUT_FILES, output_files
 from facerecon.pipeline.run import Progress, ReconstructOptions, Reconstructor
 
 FRONTAL = "3ddfa-JianzhuGuo.jpg"

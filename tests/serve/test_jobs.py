@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from facerecon.pipeline.reconstruction import DEFAULT_OUTPUTS
-from facerecon.pipeline.run import ReconstructOptions
+from facerecon.pipeline.outputs import DEFAULT_OUTPUTS
+from facerecon.pipeline.options import ReconstructOptions
 from facerecon.serve.jobs import JobRunner
 
 OPTIONS = ReconstructOptions(stages="landmarks", faces="largest")
