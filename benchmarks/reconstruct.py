@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import inspect
 import pstats
 import resource
 import shutil
@@ -36,14 +37,17 @@ from facerecon.core.threads import torch_threads
 from facerecon.detect import create_detector
 from facerecon.eval.image_metrics import psnr
 from facerecon.fit.landmarks import LandmarkFitConfig, LandmarkFitter, ibug68_targets, mediapipe478_targets
-from facerecon.geometry.camera import focal_px_from_35mm
+from facerecon.geometry.camera import PerspectiveCamera, focal_px_from_35mm
 from facerecon.io.image import read_image
 from facerecon.models import load_model
 
 try:
     from facerecon.pipeline.outputs import DEFAULT_OUTPUTS
-except ImportError:  # a checkout before --outputs (to measure it in the same conditions): its save() wrote everything
-    DEFAULT_OUTPUTS = None
+except ImportError:  # checkouts before pipeline/outputs.py, measured in the same conditions
+    try:
+        from facerecon.pipeline.reconstruction import DEFAULT_OUTPUTS
+    except ImportError:  # a checkout before --outputs: its save() wrote everything
+        DEFAULT_OUTPUTS = None
 from facerecon.pipeline.run import ReconstructOptions, Reconstructor
 
 DEFAULT_FACES = Path(__file__).resolve().parents[2] / "shared/data/faces"
@@ -152,16 +156,19 @@ def main() -> None:
             h, w = image.shape[:2]
             focal = focal_px_from_35mm(ReconstructOptions().default_focal_35mm, w, h)
             pp = ((w - 1) / 2, (h - 1) / 2)
+            # Checkouts before the fitters took a camera are timed with their own arguments.
+            takes_camera = "camera" in inspect.signature(fitter.fit).parameters
+            camera = {"camera": PerspectiveCamera.square(focal, pp, w, h)} if takes_camera else {"focal": focal, "principal_point": pp}
             lm = targets.select(det.landmarks) if dense else det.to_ibug68()
             conf = np.full(len(lm), det.score)
             times = []
             for _ in range(5):
                 start = time.perf_counter()
-                fit = fitter.fit(lm, focal=focal, principal_point=pp, confidence=conf)
+                fit = fitter.fit(lm, **camera, confidence=conf)
                 times.append((time.perf_counter() - start) * 1000)
             ours.append(statistics.median(times))
             ours_err.append(float(np.median(fit.residual_px)))
-            best = converged.fit(lm, focal=focal, principal_point=pp, confidence=conf)
+            best = converged.fit(lm, **camera, confidence=conf)
             excess.append(fit.history[-1] / best.history[-1] - 1.0)
             ms, err = adam_landmark_fit(model, targets, lm, focal, pp, fit.rotation, fit.translation)
             adam.append(ms)

@@ -14,7 +14,7 @@ underestimates the turn). There the fit follows the regressor's own 68 landmarks
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -119,7 +119,6 @@ class FitEstimator:
         model, cfg = self.model, self.config
         timings: dict[str, float] = {}
         losses: dict[str, dict[str, float]] = {}
-        focal, pp = float(camera.fx[0]), (float(camera.cx[0]), float(camera.cy[0]))
         started = self._regressed_start(image, detection, camera, timings) if init is None else None
         seed = started[0] if started is not None else None
         follow_seed = started is not None and cfg.large_pose_targets == "regressor"
@@ -130,7 +129,7 @@ class FitEstimator:
                 landmarks, confidence = started[1], np.ones(68)
             else:
                 landmarks, confidence = _targets(fitter, detection, dense)
-            lm_fit = fitter.fit(landmarks, focal=focal, principal_point=pp, confidence=confidence, init=init or seed)
+            lm_fit = fitter.fit(landmarks, camera=camera, confidence=confidence, init=init or seed)
         losses["landmarks"] = {"energy": lm_fit.history[-1] if lm_fit.history else float("nan"),
                                "scheme": 478.0 if dense else 68.0}  # fmt: skip
         _check_finite_fit(lm_fit)
@@ -145,7 +144,7 @@ class FitEstimator:
             losses["regress"] = dict(seed.losses.get("regress", {}))
         if cfg.photometric:
             with timed(timings, "photometric"):
-                pfit = self._photometric(image, lm_fit, landmarks, confidence, pp)
+                pfit = self._photometric(image, lm_fit, landmarks, confidence, camera)
             losses["photometric"] = pfit.losses
             fields = dict(identity=pfit.identity, expression=pfit.expression, rotation=pfit.rotation,
                           translation=pfit.translation, sh=pfit.sh, albedo=pfit.albedo, visible=pfit.visible,
@@ -156,7 +155,7 @@ class FitEstimator:
                             stages=tuple(stages), timings_ms=timings, losses=losses, **fields)  # fmt: skip
 
     def _photometric(self, image: np.ndarray, lm_fit: LandmarkFit, landmarks: np.ndarray, confidence: np.ndarray,
-                     pp: tuple[float, float]):  # fmt: skip
+                     camera: PerspectiveCamera):  # fmt: skip
         """The photometric stage on a copy of the photo whose long side is at most ``max_fit_side``."""
         height, width = image.shape[:2]
         scale = min(1.0, self.config.max_fit_side / max(height, width))
@@ -166,10 +165,10 @@ class FitEstimator:
             scale = size[0] / width
         else:
             small = torch.from_numpy(image).permute(2, 0, 1).float() / 255.0
-        start = replace(lm_fit, focal=lm_fit.focal * scale)
-        small_pp = ((pp[0] + 0.5) * scale - 0.5, (pp[1] + 0.5) * scale - 0.5)
+        # float64, so that the scaled focal length and principal point are the same numbers as the fit's own floats
+        small_camera = camera.to(dtype=torch.float64).scaled(scale, small.shape[2], small.shape[1])
         small_lm = (landmarks + 0.5) * scale - 0.5
-        return fit_photometric(self.model, small, start, small_lm, principal_point=small_pp, confidence=confidence,
+        return fit_photometric(self.model, small, lm_fit, small_lm, camera=small_camera, confidence=confidence,
                                config=self.config.photometric_stage)  # fmt: skip
 
 

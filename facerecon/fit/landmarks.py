@@ -34,6 +34,7 @@ from threadpoolctl import ThreadpoolController
 
 from facerecon.core.check import check_finite, check_shape
 from facerecon.fit.config import LandmarkFitConfig
+from facerecon.geometry.camera import PerspectiveCamera
 from facerecon.geometry.rotation import FLIP_YZ
 from facerecon.models.face_model import FaceModel, LandmarkPoseTable
 from facerecon.models.regions import Region
@@ -364,7 +365,8 @@ class LandmarkFitter:
 
     Example:
         >>> fitter = LandmarkFitter(model, ibug68_targets(model))                   # doctest: +SKIP
-        >>> fit = fitter.fit(det.to_ibug68(), focal=1200.0, principal_point=(319.5, 239.5))  # doctest: +SKIP
+        >>> camera = PerspectiveCamera.square(1200.0, (319.5, 239.5), 640, 480)         # doctest: +SKIP
+        >>> fit = fitter.fit(det.to_ibug68(), camera=camera)                            # doctest: +SKIP
     """
 
     def __init__(self, model: FaceModel, targets: LandmarkTargets, config: LandmarkFitConfig = LandmarkFitConfig()) -> None:
@@ -408,8 +410,7 @@ class LandmarkFitter:
         self,
         landmarks: np.ndarray,
         *,
-        focal: float,
-        principal_point: tuple[float, float],
+        camera: PerspectiveCamera,
         confidence: np.ndarray | None = None,
         init: FitStart | None = None,
     ) -> LandmarkFit:
@@ -418,8 +419,7 @@ class LandmarkFitter:
         Args:
             landmarks: ``(L, 2)`` the targets' landmarks, px (pixel centres at integers); use
                 ``targets.select(detection.landmarks)`` for a detector's full set.
-            focal: focal length, px.
-            principal_point: ``(cx, cy)``, px.
+            camera: the photo's camera (one, square pixels: :meth:`PerspectiveCamera.pinhole`).
             confidence: ``(L,)`` weights in [0, 1] (default 1).
             init: where to start: anything with ``identity``, ``expression``, ``rotation`` and ``translation``
                 (a previous :class:`LandmarkFit`, the previous video frame, a regressor's estimate).
@@ -430,8 +430,9 @@ class LandmarkFitter:
         Raises:
             ValueError: a shape that does not match the targets, non-finite landmarks, fewer than 6 landmarks.
         """
+        focal, cx, cy = camera.pinhole()
         with _blas_single_thread():
-            return self._fit(landmarks, focal, principal_point, confidence, init)
+            return self._fit(landmarks, focal, cx, cy, confidence, init)
 
     def _normal_equations(
         self,
@@ -501,15 +502,14 @@ class LandmarkFitter:
         expression: np.ndarray,
         rotation: np.ndarray,
         translation: np.ndarray,
-        focal: float,
-        principal_point: tuple[float, float],
+        camera: PerspectiveCamera,
     ) -> np.ndarray:
         """``(L, 2)`` px: this fitter's landmarks on a given face, contours slid to the given 2-D landmarks (and
         pose-dependent landmarks at the given pose).
 
         For reporting a fit made with other landmarks (e.g. the 68 iBUG points of a dense MediaPipe fit).
         """
-        cx, cy = map(float, principal_point)
+        focal, cx, cy = camera.pinhole()
         coeffs = np.concatenate([np.asarray(identity)[: self.identity_modes], np.asarray(expression)])
         mean, basis = self._fixed.mean.copy(), self._fixed.basis.copy()
         rotation, translation = np.asarray(rotation, np.float64), np.asarray(translation, np.float64)
@@ -528,7 +528,8 @@ class LandmarkFitter:
         self,
         landmarks: np.ndarray,
         focal: float,
-        principal_point: tuple[float, float],
+        cx: float,
+        cy: float,
         confidence: np.ndarray | None,
         init: FitStart | None,
     ) -> LandmarkFit:
@@ -544,7 +545,6 @@ class LandmarkFitter:
         # total weight is kept at 68 landmarks' worth.
         conf = conf * (REFERENCE_LANDMARK_COUNT / L)
         f2d = np.asarray(landmarks, np.float64)
-        cx, cy = map(float, principal_point)
         k_id = self.identity_modes
         k_exp = model.expression_count
         K = k_id + k_exp
@@ -665,13 +665,10 @@ def fit_landmarks(
     landmarks: np.ndarray,
     targets: LandmarkTargets,
     *,
-    focal: float,
-    principal_point: tuple[float, float],
+    camera: PerspectiveCamera,
     confidence: np.ndarray | None = None,
     config: LandmarkFitConfig = LandmarkFitConfig(),
     init: FitStart | None = None,
 ) -> LandmarkFit:
     """One-off form of :meth:`LandmarkFitter.fit` (builds the fitter's tables each call)."""
-    return LandmarkFitter(model, targets, config).fit(
-        landmarks, focal=focal, principal_point=principal_point, confidence=confidence, init=init
-    )
+    return LandmarkFitter(model, targets, config).fit(landmarks, camera=camera, confidence=confidence, init=init)

@@ -84,7 +84,7 @@ def fit_photometric(
     start: LandmarkFit,
     landmarks: np.ndarray,
     *,
-    principal_point: tuple[float, float],
+    camera: PerspectiveCamera,
     confidence: np.ndarray | None = None,
     config: PhotometricConfig = PhotometricConfig(),
 ) -> PhotometricFit:
@@ -93,9 +93,9 @@ def fit_photometric(
     Args:
         model: the face model.
         image: ``(3, H, W)`` float RGB photo in [0, 1].
-        start: the landmark stage's result (pose, coefficients, slid landmark vertices, focal length).
+        start: the landmark stage's result (pose, coefficients, slid landmark vertices).
         landmarks: ``(L, 2)`` detected landmarks, px, matching ``start.vertex_indices``.
-        principal_point: ``(cx, cy)`` px.
+        camera: the camera of ``image`` (one, square pixels, ``width x height`` of the image).
         confidence: ``(L,)`` landmark weights (default 1).
         config: weights and steps.
 
@@ -104,16 +104,18 @@ def fit_photometric(
 
     Raises:
         FitDivergedError: the energy became NaN or infinite.
+        ValueError: a camera of another image size, a batch of cameras or non-square pixels.
     """
     check_shape(image, "image", (3, None, None))
     _, height, width = image.shape
+    if (camera.width, camera.height) != (width, height):
+        raise ValueError(f"camera: expected the image's size {width} x {height}, got {camera.width} x {camera.height}")
+    focal, cx, cy = camera.pinhole()
     dtype = torch.float32
     image = image.to(dtype)[None]
     fit_sub = model.submesh(config.fit_region)
     n_fit = fit_sub.vertex_count
     tris = fit_sub.triangles
-    focal = float(start.focal)
-    cx, cy = map(float, principal_point)
     L = len(start.vertex_indices)
     lm_target = torch.as_tensor(landmarks, dtype=dtype)
     lm_conf = torch.ones(L, dtype=dtype) if confidence is None else torch.as_tensor(confidence, dtype=dtype).clamp(0, 1)

@@ -254,6 +254,36 @@ class PerspectiveCamera(_CameraBase):
         cy = (p[:, 1, 2] + 1) * height / 2 - 0.5
         return cls(fx, fy, cx, cy, width, height)
 
+    @classmethod
+    def square(cls, focal: float, principal_point: tuple[float, float], width: int, height: int,
+               dtype: torch.dtype = torch.float64) -> PerspectiveCamera:  # fmt: skip
+        """One camera with square pixels from plain numbers (float64 by default, so that :meth:`pinhole` gives them
+        back exactly)."""
+        check_positive(focal, "focal")
+        cx, cy = map(float, principal_point)
+        return cls(*(torch.tensor([float(v)], dtype=dtype) for v in (focal, focal, cx, cy)), width, height)
+
+    def scaled(self, scale: float, width: int, height: int) -> PerspectiveCamera:
+        """The same camera for the image resized by ``scale`` on both axes to ``width x height`` (square pixels stay
+        square, unlike :meth:`resized` with rounded sizes): ``f' = f * scale``, ``c' + 0.5 = (c + 0.5) * scale``."""
+        check_positive(scale, "scale")
+        return PerspectiveCamera(self.fx * scale, self.fy * scale, (self.cx + 0.5) * scale - 0.5,
+                                 (self.cy + 0.5) * scale - 0.5, width, height)  # fmt: skip
+
+    def pinhole(self) -> tuple[float, float, float]:
+        """``(focal, cx, cy)`` in pixels, as Python floats, of a one-camera batch with square pixels: what the NumPy
+        stages (the landmark fit) and the photometric fit's set-up read.
+
+        Raises:
+            ValueError: a batch of several cameras, or ``fx != fy``.
+        """
+        if self.batch_size != 1:
+            raise ValueError(f"camera: expected one camera, got a batch of {self.batch_size}")
+        focal, fy = float(self.fx[0]), float(self.fy[0])
+        if focal != fy:
+            raise ValueError(f"camera: expected square pixels (fx == fy), got fx={focal:g}, fy={fy:g}")
+        return focal, float(self.cx[0]), float(self.cy[0])
+
     # ------------------------------------------------------------------------------------ properties
 
     @property

@@ -386,7 +386,7 @@ class Reconstructor:
         identity, expression, rotation, translation = estimate.numpy_pose()
         projected68 = self.projector68.project(
             landmarks68, identity=identity, expression=expression, rotation=rotation, translation=translation,
-            focal=estimate.focal, principal_point=estimate.principal_point,
+            camera=estimate.camera,
         ).astype(np.float64)  # fmt: skip
         overlay = landmarks_image = depth = normals_image = None
         if opts.render_images:

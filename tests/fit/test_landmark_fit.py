@@ -9,10 +9,12 @@ import pytest
 import torch
 
 from facerecon.fit.landmarks import LandmarkFitConfig, LandmarkFitter, ibug68_targets, initial_pose
+from facerecon.geometry.camera import PerspectiveCamera
 from facerecon.geometry.rotation import head_angles_to_camera_rotation
 
 FOCAL, WIDTH, HEIGHT = 1000.0, 640, 480
 CX, CY = (WIDTH - 1) / 2, (HEIGHT - 1) / 2
+CAMERA = PerspectiveCamera.square(FOCAL, (CX, CY), WIDTH, HEIGHT)
 
 
 def _project(points: np.ndarray) -> np.ndarray:
@@ -53,7 +55,7 @@ def test_recovers_a_synthetic_face(face_model, angles) -> None:
     landmarks = _project(cam[targets.vertex_indices])
     # Fixed correspondences (no sliding) and a weak prior: the fit must reproduce the landmarks almost exactly.
     fitter = LandmarkFitter(face_model, targets, LandmarkFitConfig(sliding_contour=False, landmark_sigma=0.002, iterations=30))
-    fit = fitter.fit(landmarks, focal=FOCAL, principal_point=(CX, CY))
+    fit = fitter.fit(landmarks, camera=CAMERA)
     assert np.median(fit.residual_px) < 0.3
     angle_error = np.degrees(np.arccos(np.clip((np.trace(fit.rotation.T @ rotation) - 1) / 2, -1, 1)))
     assert angle_error < 3.0
@@ -68,8 +70,8 @@ def test_sliding_contour_follows_the_silhouette(face_model) -> None:
     targets = ibug68_targets(face_model)
     # Image contour points: for each far-side jaw landmark, the candidate projecting furthest out along its row.
     landmarks = _project(cam[targets.vertex_indices])
-    fixed = LandmarkFitter(face_model, targets, LandmarkFitConfig(sliding_contour=False)).fit(landmarks, focal=FOCAL, principal_point=(CX, CY))
-    sliding = LandmarkFitter(face_model, targets).fit(landmarks, focal=FOCAL, principal_point=(CX, CY))
+    fixed = LandmarkFitter(face_model, targets, LandmarkFitConfig(sliding_contour=False)).fit(landmarks, camera=CAMERA)
+    sliding = LandmarkFitter(face_model, targets).fit(landmarks, camera=CAMERA)
     assert (sliding.vertex_indices[:17] != targets.vertex_indices[:17]).any()  # some contour points slid
     assert (sliding.vertex_indices[17:] == targets.vertex_indices[17:]).all()  # fixed points did not
     assert np.isin(sliding.vertex_indices[:17], targets.contour_candidates).all()
@@ -94,7 +96,7 @@ def test_real_photos(face_model, fitter, faces_dir) -> None:
             image = read_image(faces_dir / name)
             face = detector.detect(image)[0]
             h, w = image.shape[:2]
-            fit = fitter.fit(face.to_ibug68(), focal=1.5 * max(w, h), principal_point=((w - 1) / 2, (h - 1) / 2))
+            fit = fitter.fit(face.to_ibug68(), camera=PerspectiveCamera.square(1.5 * max(w, h), ((w - 1) / 2, (h - 1) / 2), w, h))
             nme = np.median(fit.residual_px) / face.box_size
             assert nme < 0.03, (name, nme)
             assert fit.translation[2] > 0 and np.isfinite(fit.identity).all()
@@ -111,7 +113,7 @@ def test_real_photos(face_model, fitter, faces_dir) -> None:
 )
 def test_errors(fitter, landmarks, error, match) -> None:
     with pytest.raises(error, match=match):
-        fitter.fit(landmarks, focal=FOCAL, principal_point=(CX, CY))
+        fitter.fit(landmarks, camera=CAMERA)
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +147,7 @@ def test_dense_targets_recover_a_synthetic_face(calibrated_model) -> None:
     # The landmarks are the pose-free points here (test_pose_dependent_landmarks covers the pose table).
     pose_free = dataclasses.replace(targets, poses=None)
     fitter = LandmarkFitter(calibrated_model, pose_free, LandmarkFitConfig(sliding_contour=False, landmark_sigma=0.002, iterations=30))
-    fit = fitter.fit(_project(points), focal=FOCAL, principal_point=(CX, CY))
+    fit = fitter.fit(_project(points), camera=CAMERA)
     assert np.median(fit.residual_px) < 0.3
     assert np.corrcoef(fit.identity[:10], identity[:10])[0, 1] > 0.9  # the identity is recovered, not just the landmarks
 
@@ -165,7 +167,7 @@ def test_default_iterations_reach_the_minimum(calibrated_model, faces_dir) -> No
             image = read_image(faces_dir / name)
             face = detector.detect(image)[0]
             h, w = image.shape[:2]
-            camera = {"focal": 1.5 * max(w, h), "principal_point": ((w - 1) / 2, (h - 1) / 2)}
+            camera = {"camera": PerspectiveCamera.square(1.5 * max(w, h), ((w - 1) / 2, (h - 1) / 2), w, h)}
             for default, converged, targets in fitters:
                 points = targets.select(face.landmarks) if targets is dense else face.to_ibug68()
                 fit, best = default.fit(points, **camera), converged.fit(points, **camera)
@@ -184,7 +186,7 @@ def test_expression_weights_on_their_bounds(face_model) -> None:
     cam = face_model(torch.tensor(identity[None]), torch.tensor(expression[None]))[0].numpy() @ rotation.T + translation
     targets = ibug68_targets(face_model)
     config = LandmarkFitConfig(sliding_contour=False, landmark_sigma=0.002, iterations=30)
-    fit = LandmarkFitter(face_model, targets, config).fit(_project(cam[targets.vertex_indices]), focal=FOCAL, principal_point=(CX, CY))
+    fit = LandmarkFitter(face_model, targets, config).fit(_project(cam[targets.vertex_indices]), camera=CAMERA)
     assert np.median(fit.residual_px) < 0.3
     assert fit.expression[face_model.expression_index("jawOpen")] > 0.9
     assert ((fit.expression >= 0) & (fit.expression <= 1)).all() and (fit.expression == 0).sum() > 20
@@ -217,9 +219,9 @@ def test_pose_dependent_landmarks(calibrated_model) -> None:
     tri, w = targets.poses.triangles[cell].numpy(), targets.poses.weights[cell].double().numpy()
     landmarks = _project(np.einsum("lkc,lk->lc", verts[tri], w) @ rotation.T + translation)
     config = LandmarkFitConfig(sliding_contour=False, landmark_sigma=0.002, iterations=30)
-    posed = LandmarkFitter(calibrated_model, targets, config).fit(landmarks, focal=FOCAL, principal_point=(CX, CY))
+    posed = LandmarkFitter(calibrated_model, targets, config).fit(landmarks, camera=CAMERA)
     free = LandmarkFitter(calibrated_model, dataclasses.replace(targets, poses=None), config).fit(
-        landmarks, focal=FOCAL, principal_point=(CX, CY)
+        landmarks, camera=CAMERA
     )
     assert np.median(posed.residual_px) < 0.3
     assert np.median(free.residual_px) > 2 * np.median(posed.residual_px)

@@ -3,11 +3,13 @@ background beside the face's outline."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from facerecon.detect import create_detector
 from facerecon.fit.landmarks import LandmarkFitter, ibug68_targets
 from facerecon.fit.photometric import PhotometricConfig, fit_photometric
+from facerecon.geometry.camera import PerspectiveCamera
 from facerecon.geometry.mesh_ops import vertex_normals
 from facerecon.io.image import read_image
 
@@ -17,11 +19,13 @@ def test_grazing_vertices_count_less(face_model, faces_dir) -> None:
     with create_detector("mediapipe") as detector:
         face = detector.detect(image)[0]
     h, w = image.shape[:2]
-    pp = ((w - 1) / 2, (h - 1) / 2)
-    start = LandmarkFitter(face_model, ibug68_targets(face_model)).fit(face.to_ibug68(), focal=1.5 * max(w, h), principal_point=pp)
+    camera = PerspectiveCamera.square(1.5 * max(w, h), ((w - 1) / 2, (h - 1) / 2), w, h)
+    start = LandmarkFitter(face_model, ibug68_targets(face_model)).fit(face.to_ibug68(), camera=camera)
     photo = torch.from_numpy(image).permute(2, 0, 1).float() / 255.0
+    with pytest.raises(ValueError, match="the image's size"):
+        fit_photometric(face_model, photo, start, face.to_ibug68(), camera=camera.scaled(0.5, w // 2, h // 2))
     fits = {
-        cosine: fit_photometric(face_model, photo, start, face.to_ibug68(), principal_point=pp, config=PhotometricConfig(full_weight_cosine=cosine))
+        cosine: fit_photometric(face_model, photo, start, face.to_ibug68(), camera=camera, config=PhotometricConfig(full_weight_cosine=cosine))
         for cosine in (1e-6, 0.3)  # 1e-6: every visible vertex at full weight
     }  # fmt: skip
     reference = fits[0.3]

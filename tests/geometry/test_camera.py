@@ -329,3 +329,20 @@ def test_projection_errors():
         invert_pose(r * float("nan"), t)
     with pytest.raises(TypeError, match="translation"):
         pose_matrix(r, t.float())
+
+
+def test_square_scaled_and_pinhole():
+    camera = PerspectiveCamera.square(1234.5, (319.5, 239.25), 640, 480)
+    assert camera.dtype == torch.float64 and camera.pinhole() == (1234.5, 319.5, 239.25)
+    half = camera.scaled(0.5, 320, 240)
+    assert half.pinhole() == (1234.5 * 0.5, (319.5 + 0.5) * 0.5 - 0.5, (239.25 + 0.5) * 0.5 - 0.5)
+    assert (half.width, half.height) == (320, 240)
+    # The same points land at half the pixel coordinates, measured from pixel edges.
+    points = torch.tensor([[[10.0, -20.0, 500.0], [0.0, 0.0, 800.0]]], dtype=torch.float64)
+    assert torch.allclose(half.project(points) + 0.5, (camera.project(points) + 0.5) * 0.5)
+    with pytest.raises(ValueError, match="square pixels"):
+        PerspectiveCamera(*(torch.tensor([v]) for v in (100.0, 101.0, 5.0, 5.0)), 11, 11).pinhole()
+    with pytest.raises(ValueError, match="one camera"):
+        camera.expand(2).pinhole()
+    with pytest.raises(ValueError, match="focal"):
+        PerspectiveCamera.square(0.0, (1.0, 1.0), 4, 4)
