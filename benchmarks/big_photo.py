@@ -52,8 +52,8 @@ with Reconstructor(options=ReconstructOptions(max_image_side=side, stages=stages
 seconds = time.perf_counter() - start
 sub = model.submesh("face")
 tri, uvt, uvs = sub.triangles.numpy(), sub.uv_triangles.numpy(), model.uvs.numpy()
-cam = face.vertices[: sub.vertex_count] @ face.rotation.T + face.translation
-fx, fy, cx, cy = face.intrinsics
+cam = face.mesh.vertices[: sub.vertex_count] @ face.pose.rotation.T + face.pose.translation
+fx, fy, cx, cy = face.camera.intrinsics
 px = np.stack([fx * cam[:, 0] / cam[:, 2] + cx, fy * cam[:, 1] / cam[:, 2] + cy], 1)
 a, b, c = (px[tri[:, k]] for k in range(3))
 area_px = 0.5 * ((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
@@ -65,7 +65,7 @@ front = in_tile & (area_px * sign > 0)
 ratio = np.sqrt(area_px[front] * sign / area_tx[front])
 print(json.dumps({"seconds": seconds, "run_seconds": seconds - (loaded - start),
                   "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                  "image_size": list(face.image_size), "box_px": face.detection.box_size,
+                  "image_size": list(face.camera.image_size), "box_px": face.detection.box_size,
                   "px_per_texel": float(np.median(ratio)),
                   "texels_at_1px": float((area_tx[front] * (ratio >= 1)).sum() / area_tx[front].sum())}))
 """

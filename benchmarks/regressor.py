@@ -86,8 +86,8 @@ def real_photos(weights: list[str], limit: int) -> None:
                 est_ms.append(sum(estimate.timings_ms.values()))
                 confidence.append(estimate.confidence)
                 out = rec.reconstruct_face(image, faces[0])
-                lm.append(out.landmark_error_px / max(out.detection.box_size, 1e-9))
-                photo.append(out.photometric_error)
+                lm.append(out.fit.landmark_error_px / max(out.detection.box_size, 1e-9))
+                photo.append(out.fit.photometric_error)
         rows.append((label, len(lm), statistics.median(lm) * 100, float(np.mean(photo)), statistics.median(est_ms),
                      statistics.median(path_ms), min(confidence), float(np.mean(np.array(confidence) > 0.5))))  # fmt: skip
     detector.close()

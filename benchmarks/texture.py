@@ -61,10 +61,10 @@ def pixel_uvs(model, rec, submesh: str = "face"):
     """Per photo pixel: the face's UV (``(H, W, 2)``) and coverage, from the fitted pose."""
     sub = model.submesh(submesh)
     n = sub.vertex_count
-    verts = torch.tensor(rec.vertices[:n], dtype=torch.float32)[None]
-    cam = verts @ torch.tensor(rec.rotation, dtype=torch.float32).T + torch.tensor(rec.translation, dtype=torch.float32)
-    screen = project(cam, rec.intrinsics, rec.image_size)
-    frags = rasterize(screen, sub.triangles, rec.image_size)
+    verts = torch.tensor(rec.mesh.vertices[:n], dtype=torch.float32)[None]
+    cam = verts @ torch.tensor(rec.pose.rotation, dtype=torch.float32).T + torch.tensor(rec.pose.translation, dtype=torch.float32)
+    screen = project(cam, rec.camera.intrinsics, rec.camera.image_size)
+    frags = rasterize(screen, sub.triangles, rec.camera.image_size)
     uv = interpolate(model.uvs, sub.uv_triangles, frags)[0].numpy()
     return uv, frags.mask[0].numpy(), frags, sub, cam
 
@@ -80,7 +80,7 @@ def shade_map(albedo_px: np.ndarray, normals_model: np.ndarray, rotation: np.nda
 def frontal_render(model, rec, texture: np.ndarray, size: int = 512) -> np.ndarray:
     """The textured head seen from the front (orthographic), over grey."""
     sub = model.submesh("face")
-    verts = torch.tensor(rec.vertices[: sub.vertex_count], dtype=torch.float32)
+    verts = torch.tensor(rec.mesh.vertices[: sub.vertex_count], dtype=torch.float32)
     lo, hi = verts[:, :2].min(0).values, verts[:, :2].max(0).values
     scale = 0.9 * size / float((hi - lo).max())
     centre = (lo + hi) / 2
@@ -122,51 +122,51 @@ def main() -> None:
                 print(f"{path.name}: skipped (no face reconstructed)")
                 continue
             r = result.reconstructions[0]
-            if r.sh is None or r.normal_map is None:
+            if r.coefficients.sh is None or r.textures.normal_map is None:
                 print(f"{path.name}: skipped (no photometric stage)")
                 continue
             photo = read_image_with_info(path, max_side=rec.options.max_image_side).image.astype(np.float32) / 255.0
             uv, covered, _, sub, cam = pixel_uvs(model, r)
-            mask = r.face_mask & covered
+            mask = r.pictures.face_mask & covered
             if mask.sum() < 100:
                 print(f"{path.name}: skipped (face mask of {mask.sum()} px)")
                 continue
             textured = photo.copy()
-            textured[covered] = sample_uv(r.texture.astype(np.float32) / 255.0, uv)[covered]
+            textured[covered] = sample_uv(r.textures.texture.astype(np.float32) / 255.0, uv)[covered]
             # Albedo x shading with coarse / detailed normals (model-space normal maps sampled alike).
-            albedo_tex = interpolate(torch.tensor(r.albedo[: sub.vertex_count], dtype=torch.float32), sub.triangles, coarse_frags)[0].numpy()
-            coarse_n = texel_normals(torch.tensor(r.vertices[None, : sub.vertex_count], dtype=torch.float32), sub.triangles, coarse_frags)[0]
+            albedo_tex = interpolate(torch.tensor(r.mesh.albedo[: sub.vertex_count], dtype=torch.float32), sub.triangles, coarse_frags)[0].numpy()
+            coarse_n = texel_normals(torch.tensor(r.mesh.vertices[None, : sub.vertex_count], dtype=torch.float32), sub.triangles, coarse_frags)[0]
             coarse_map = coarse_n.permute(1, 2, 0).numpy()
-            detail_map = r.normal_map.astype(np.float32) / 255.0 * 2.0 - 1.0
+            detail_map = r.textures.normal_map.astype(np.float32) / 255.0 * 2.0 - 1.0
             albedo_px = sample_uv(albedo_tex, uv)
             plain = photo.copy()
-            plain[covered] = shade_map(albedo_px, sample_uv(coarse_map, uv), r.rotation, r.sh)[covered]
+            plain[covered] = shade_map(albedo_px, sample_uv(coarse_map, uv), r.pose.rotation, r.coefficients.sh)[covered]
             detailed = photo.copy()
-            detailed[covered] = shade_map(albedo_px, sample_uv(detail_map, uv), r.rotation, r.sh)[covered]
-            row = {"name": path.stem, "yaw": float(r.angles_deg[1])}
+            detailed[covered] = shade_map(albedo_px, sample_uv(detail_map, uv), r.pose.rotation, r.coefficients.sh)[covered]
+            row = {"name": path.stem, "yaw": float(r.pose.angles_deg[1])}
             for key, img in (("tex", textured), ("coarse", plain), ("detail", detailed)):
                 row[key] = (psnr(photo, img, mask), ssim(photo, img, mask), l1_error(photo, img, mask))
-            t_total = r.timings_ms.get("texture", 0.0) + r.timings_ms.get("details", 0.0)
-            row["ms"] = (r.timings_ms.get("texture", 0.0), r.timings_ms.get("details", 0.0), t_total)
+            t_total = r.fit.timings_ms.get("texture", 0.0) + r.fit.timings_ms.get("details", 0.0)
+            row["ms"] = (r.fit.timings_ms.get("texture", 0.0), r.fit.timings_ms.get("details", 0.0), t_total)
             # Baseline in the same process: the plain bake of the same face.
             head_n = face.vertex_count
             photo_t = torch.from_numpy(photo).permute(2, 0, 1)
-            screen = project(cam, r.intrinsics, r.image_size)
+            screen = project(cam, r.camera.intrinsics, r.camera.image_size)
             start = time.perf_counter()
-            rec.baker.bake(photo_t, screen, cam, face.triangles, torch.tensor(r.albedo[:head_n], dtype=torch.float32))
+            rec.baker.bake(photo_t, screen, cam, face.triangles, torch.tensor(r.mesh.albedo[:head_n], dtype=torch.float32))
             base_times.append((time.perf_counter() - start) * 1000)
             times.append(t_total)
             rows.append(row)
             print(f"{path.stem:<58} yaw {row['yaw']:+4.0f}  textured {row['tex'][0]:5.2f} dB  coarse {row['coarse'][0]:5.2f}"
                   f"  details {row['detail'][0]:5.2f}  texture {row['ms'][0]:5.0f} ms  details {row['ms'][1]:5.0f} ms", flush=True)  # fmt: skip
             # Pictures for a person.
-            disp = np.clip(128 + r.displacement / 0.5 * 127, 0, 255).astype(np.uint8)
+            disp = np.clip(128 + r.textures.displacement / 0.5 * 127, 0, 255).astype(np.uint8)
             h = 256
             tiles = [cv2.resize((photo * 255).astype(np.uint8), (h * photo.shape[1] // photo.shape[0], h)),
                      cv2.resize((textured * 255).clip(0, 255).astype(np.uint8), (h * photo.shape[1] // photo.shape[0], h)),
-                     cv2.resize(frontal_render(model, r, r.export_mesh.texture), (h, h)),
-                     cv2.resize(r.albedo_texture, (h, h)), cv2.resize(np.dstack([disp] * 3), (h, h)),
-                     cv2.resize(r.normal_map, (h, h))]  # fmt: skip
+                     cv2.resize(frontal_render(model, r, r.mesh.export_mesh.texture), (h, h)),
+                     cv2.resize(r.textures.albedo, (h, h)), cv2.resize(np.dstack([disp] * 3), (h, h)),
+                     cv2.resize(r.textures.normal_map, (h, h))]  # fmt: skip
             cv2.imwrite(str(args.out / f"{path.stem}.png"), cv2.cvtColor(np.hstack(tiles), cv2.COLOR_RGB2BGR))
     if not rows:
         print("no face measured")

@@ -371,15 +371,17 @@ class EstimatorMethod:
         if not faces:
             raise NoFaceError("no face could be reconstructed")
         rec = faces[pick_face([f.detection.box for f in faces], face_box)]
-        full = self._model(torch.from_numpy(rec.identity)[None].float(), torch.from_numpy(rec.expression)[None].float())
-        full_cam = full[0].double().numpy() @ rec.rotation.T + rec.translation
+        coefficients, pose = rec.coefficients, rec.pose
+        full = self._model(torch.from_numpy(coefficients.identity)[None].float(),
+                           torch.from_numpy(coefficients.expression)[None].float())  # fmt: skip
+        full_cam = full[0].double().numpy() @ pose.rotation.T + pose.translation
         return MethodOutput(
-            landmarks68=rec.landmarks68,
+            landmarks68=rec.fit.landmarks68,
             vertices=rec.camera_vertices,
-            triangles=rec.triangles,
+            triangles=rec.mesh.triangles,
             now_landmarks=full_cam[self._now],
-            rendered=rec.rendered,
-            mask=rec.face_mask,
+            rendered=rec.pictures.rendered,
+            mask=rec.pictures.face_mask,
             box=rec.detection.box,
         )
 

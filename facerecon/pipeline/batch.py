@@ -72,8 +72,8 @@ def _reconstruct_one(rec, item: BatchItem, output: Path, outputs: tuple[str, ...
             if progress is not None:
                 progress(Progress("write", face.face_index, len(result.reconstructions) + len(result.skipped)))
             face.save(output / item.name / str(face.face_index), outputs)
-            rows.append(FaceRow(face.face_index, face.landmark_error_px, face.photometric_error,
-                                float(face.angles_deg[1]), sum(face.timings_ms.values())))  # fmt: skip
+            rows.append(FaceRow(face.face_index, face.fit.landmark_error_px, face.fit.photometric_error,
+                                float(face.pose.angles_deg[1]), sum(face.fit.timings_ms.values())))  # fmt: skip
     except FaceReconError as err:
         return ItemResult(item, error=str(err), error_type=type(err).__name__, seconds=time.perf_counter() - start)
     except Exception as err:  # a bug on one photo fails that photo, not the batch

@@ -35,7 +35,16 @@ from facerecon.io.image import read_image_with_info
 from facerecon.models.face_model import FaceModel
 from facerecon.models.regions import Region
 from facerecon.pipeline.options import ReconstructOptions
-from facerecon.pipeline.reconstruction import Reconstruction
+from facerecon.pipeline.reconstruction import (
+    FaceCoefficients,
+    FacePictures,
+    FaceTextures,
+    FitReport,
+    FittedMesh,
+    HeadPose,
+    PhotoCamera,
+    Reconstruction,
+)
 from facerecon.render.images import composite, display_light, normals_to_rgb, to_uint8
 from facerecon.render.scene import Scene, render_scene
 from facerecon.render.sh import shade
@@ -265,7 +274,8 @@ class Reconstructor:
             except FitDivergedError as err:
                 skipped.append(SkippedFace(index, f"face {index}: {err}"))
                 continue
-            results.append(replace(rec, timings_ms={"detect": detect_ms / len(detections), **rec.timings_ms}))
+            timings = {"detect": detect_ms / len(detections), **rec.fit.timings_ms}
+            results.append(replace(rec, fit=replace(rec.fit, timings_ms=timings)))
         if not results and all("below" in s.reason for s in skipped):
             raise NoFaceError(f"{name}: no face of at least {self.options.min_face_px:.0f} px ({len(skipped)} smaller)")
         return ImageResult(name, tuple(results), tuple(skipped), detect_ms)
@@ -409,39 +419,28 @@ class Reconstructor:
             image_name=name,
             face_index=face_index,
             detection=detection,
-            image_size=(camera.height, camera.width),
-            intrinsics=(estimate.focal, float(camera.fy[0]), *estimate.principal_point),
-            focal_source="exif" if focal_35mm else "default",
-            identity=identity,
-            expression=expression,
-            expression_names=self.model.expression_names,
-            rotation=rotation,
-            translation=translation,
-            angles_deg=np.degrees(camera_rotation_to_head_angles(estimate.rotation.double()).numpy()),
-            sh=None if estimate.sh is None else estimate.sh.double().numpy(),
-            vertices=geometry.vertices[0].double().numpy(),
-            triangles=self.model.submesh("head").triangles.numpy(),
-            submesh="head",
-            albedo=albedo.albedo.double().numpy(),
-            texture=texture.texture,
-            export_mesh=texture.export_mesh,
-            landmarks68=diagnostics.landmarks68,
-            landmark_error_px=diagnostics.landmark_error_px,
-            photometric_error=diagnostics.photometric_error,
-            stages=tuple(stages),
-            timings_ms={k: round(v, 2) for k, v in timings.items()},
-            losses=losses,
-            overlay=diagnostics.overlay,
-            landmarks_image=diagnostics.landmarks_image,
-            depth=diagnostics.depth,
-            normals_image=diagnostics.normals_image,
-            rendered=diagnostics.rendered,
-            face_mask=diagnostics.face_mask,
-            albedo_texture=texture.albedo_texture,
-            displacement=None if details is None else details.displacement,
-            normal_map=None if details is None else details.normal_map,
-            detailed_mesh=None if details is None else details.mesh,
-        )
+            camera=PhotoCamera(image_size=(camera.height, camera.width),
+                               intrinsics=(estimate.focal, float(camera.fy[0]), *estimate.principal_point),
+                               focal_source="exif" if focal_35mm else "default"),
+            pose=HeadPose(rotation=rotation, translation=translation,
+                          angles_deg=np.degrees(camera_rotation_to_head_angles(estimate.rotation.double()).numpy())),
+            coefficients=FaceCoefficients(identity=identity, expression=expression,
+                                          expression_names=self.model.expression_names,
+                                          sh=None if estimate.sh is None else estimate.sh.double().numpy()),
+            mesh=FittedMesh(vertices=geometry.vertices[0].double().numpy(),
+                            triangles=self.model.submesh("head").triangles.numpy(), submesh="head",
+                            albedo=albedo.albedo.double().numpy(), export_mesh=texture.export_mesh),
+            textures=FaceTextures(texture=texture.texture, albedo=texture.albedo_texture,
+                                  displacement=None if details is None else details.displacement,
+                                  normal_map=None if details is None else details.normal_map,
+                                  detailed_mesh=None if details is None else details.mesh),
+            fit=FitReport(landmarks68=diagnostics.landmarks68, landmark_error_px=diagnostics.landmark_error_px,
+                          photometric_error=diagnostics.photometric_error, stages=tuple(stages),
+                          timings_ms={k: round(v, 2) for k, v in timings.items()}, losses=losses),
+            pictures=FacePictures(overlay=diagnostics.overlay, landmarks_image=diagnostics.landmarks_image,
+                                  depth=diagnostics.depth, normals_image=diagnostics.normals_image,
+                                  rendered=diagnostics.rendered, face_mask=diagnostics.face_mask),
+        )  # fmt: skip
 
     # ---------------------------------------------------------------------------------------------
     def _complete_albedo(self, albedo_fit: torch.Tensor | None, skin_rgb: np.ndarray) -> torch.Tensor:

@@ -173,9 +173,9 @@ def subject_from_reconstruction(reconstructor, image: np.ndarray, rec: Reconstru
     """
     model: FaceModel = reconstructor.model
     face = model.submesh("face")
-    fx, fy, cx, cy = rec.intrinsics
-    verts = torch.from_numpy(rec.vertices).float()
-    cam = verts @ torch.from_numpy(rec.rotation).float().T + torch.from_numpy(rec.translation).float()
+    fx, fy, cx, cy = rec.camera.intrinsics
+    verts = torch.from_numpy(rec.mesh.vertices).float()
+    cam = verts @ torch.from_numpy(rec.pose.rotation).float().T + torch.from_numpy(rec.pose.translation).float()
     z = cam[:, 2:3].clamp_min(1e-3)
     screen = torch.cat([fx * cam[:, :1] / z + cx, fy * cam[:, 1:2] / z + cy, cam[:, 2:3]], 1)[None]
     face_n = face.vertex_count
@@ -190,31 +190,31 @@ def subject_from_reconstruction(reconstructor, image: np.ndarray, rec: Reconstru
     weight = (2.0 * weight - 1.0).clamp(0.0, 1.0)
     allowed = (model.region_labels[:face_n] != int(Region.NECK_BACK_OF_HEAD)).float()[:, None]
     weight = (weight * (interpolate(allowed, face.triangles, uv_frags)[0, ..., 0] > 0.999)).numpy()
-    if rec.sh is not None:
+    if rec.coefficients.sh is not None:
         normals = texel_normals(cam[None, :face_n], face.triangles, uv_frags)
-        shading = texel_shading(normals, torch.from_numpy(rec.sh).float()[None])[0]
+        shading = texel_shading(normals, torch.from_numpy(rec.coefficients.sh).float()[None])[0]
     else:
         shading = torch.ones(3, *weight.shape)
     # Ratio-image de-lighting: albedo = photo / S_fit(n) at the fitted pose; the per-vertex albedo elsewhere.
     delit = (unwrapped.texture[0] / shading.clamp_min(_MIN_FIT_SHADING)).clamp(0.0, 1.0).permute(1, 2, 0).numpy()
-    albedo = _mirror_hidden_albedo(model, rec.albedo.astype(np.float32), screen[:, :face_n], cam[:face_n], face.triangles,
+    albedo = _mirror_hidden_albedo(model, rec.mesh.albedo.astype(np.float32), screen[:, :face_n], cam[:face_n], face.triangles,
                                    image.shape[:2])  # fmt: skip
     fitted = interpolate(torch.from_numpy(albedo[:face_n]).float(), face.triangles, uv_frags)[0].numpy()
     albedo_texture = baker.bleed((weight[..., None] * delit + (1.0 - weight[..., None]) * fitted).astype(np.float32))
-    if rec.sh is not None:
+    if rec.coefficients.sh is not None:
         vn = vertex_normals(cam[None, :face_n], face.triangles)
-        s_fit = irradiance(vn, torch.from_numpy(rec.sh).float()[None])[0]
+        s_fit = irradiance(vn, torch.from_numpy(rec.coefficients.sh).float()[None])[0]
         facing = vn[0, :, 2] < -0.5
-        light_level = s_fit[facing].mean(0).double().numpy() if bool(facing.any()) else lighting_level_default(rec.sh)
+        light_level = s_fit[facing].mean(0).double().numpy() if bool(facing.any()) else lighting_level_default(rec.coefficients.sh)
     else:
         light_level = np.full(3, 0.8)
     # The pivot and scale come from the neutral head of this identity, so they do not move with expression.
-    neutral = model(torch.from_numpy(rec.identity).float()[None], torch.zeros(1, model.expression_count),
+    neutral = model(torch.from_numpy(rec.coefficients.identity).float()[None], torch.zeros(1, model.expression_count),
                      submesh="head")[0].double().numpy()  # fmt: skip
     lm = neutral[model.landmarks("ibug68").vertex_indices.cpu().numpy()]
     lo, hi = neutral.min(0), neutral.max(0)
     pivot = np.array([(lo[0] + hi[0]) / 2, lm[:, 1].mean(), (lo[2] + hi[2]) / 2])
-    albedo = _paint_irises(model, albedo, rec.vertices)
+    albedo = _paint_irises(model, albedo, rec.mesh.vertices)
     return FittedSubject(
         name=name,
         photo=image,

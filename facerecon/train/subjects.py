@@ -132,7 +132,7 @@ def fit_subjects(model: FaceModel, sources: Sequence[Source], cache_dir: str | o
                     for face in result.reconstructions:
                         subject = subject_from_reconstruction(rec, image, face, f"{source.name}-{face.face_index}")
                         appearance = SubjectAppearance(
-                            subject.name, face.identity, face.expression, face.sh, subject.albedo,
+                            subject.name, face.coefficients.identity, face.coefficients.expression, face.coefficients.sh, subject.albedo,
                             subject.albedo_texture, image)  # fmt: skip
                         save_subject(appearance, cache / f"{appearance.name}.npz")
                         subjects.append(appearance)

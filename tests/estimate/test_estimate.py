@@ -66,9 +66,9 @@ def test_fit_estimator_is_what_the_pipeline_runs(face_model, photo_and_face) -> 
         estimate = rec.estimator.estimate(image, face, camera)
         via_pipeline = rec.reconstruct_face(image, face)
     assert estimate.stages == ("landmarks",) and estimate.sh is None and estimate.albedo is None
-    assert np.array_equal(estimate.identity.double().numpy(), via_pipeline.identity)
-    assert np.array_equal(estimate.rotation.double().numpy(), via_pipeline.rotation)
-    assert via_pipeline.intrinsics == (estimate.focal, estimate.focal, *estimate.principal_point)
+    assert np.array_equal(estimate.identity.double().numpy(), via_pipeline.coefficients.identity)
+    assert np.array_equal(estimate.rotation.double().numpy(), via_pipeline.pose.rotation)
+    assert via_pipeline.camera.intrinsics == (estimate.focal, estimate.focal, *estimate.principal_point)
     # The head mesh is the model at the estimate's coefficients.
     head = face_model(estimate.identity[None], estimate.expression[None], submesh="head")[0]
     assert torch.equal(head, estimate.vertices)

@@ -129,7 +129,7 @@ def test_now_layout_reads_back(synthesized, subjects, face_model):
     for subject in subjects:
         sample = next(s for s in samples if s.subject == subject.name)
         vertices, triangles, landmarks = sample.load_scan()
-        neutral = face_model(torch.from_numpy(subject.reconstruction.identity).float()[None],
+        neutral = face_model(torch.from_numpy(subject.reconstruction.coefficients.identity).float()[None],
                              torch.zeros(1, face_model.expression_count), submesh="face")[0].double().numpy()  # fmt: skip
         np.testing.assert_allclose(vertices, neutral, atol=1e-4)
         np.testing.assert_array_equal(triangles, face_model.submesh("face").triangles.numpy())
@@ -148,18 +148,18 @@ def test_render_at_the_fitted_pose_looks_like_the_photo(subjects, face_model, ar
     for subject in subjects:
         rec = subject.reconstruction
         photo = subject.photo.astype(np.float32) / 255.0
-        kwargs = {"expression": rec.expression, "intrinsics": rec.intrinsics, "image_size": photo.shape[:2], "sh": rec.sh,
+        kwargs = {"expression": rec.coefficients.expression, "intrinsics": rec.camera.intrinsics, "image_size": photo.shape[:2], "sh": rec.coefficients.sh,
                   "background": photo}
-        image, cover, _ = synth.render_subject(face_model, subject, rotation=rec.rotation, translation=rec.translation, **kwargs)
-        mask = rec.face_mask & (cover > 0.99)
+        image, cover, _ = synth.render_subject(face_model, subject, rotation=rec.pose.rotation, translation=rec.pose.translation, **kwargs)
+        mask = rec.pictures.face_mask & (cover > 0.99)
         assert mask.sum() > 2000
         error = _mean_rgb_error(image, photo, mask)
         # Control: the same head turned 15 degrees about its vertical axis.
         turn = torch.tensor([0.0, math.radians(15.0), 0.0], dtype=torch.float64)
         from facerecon.geometry.rotation import euler_to_matrix
 
-        R2 = rec.rotation @ euler_to_matrix(turn).numpy()
-        t2 = rec.translation + rec.rotation @ subject.pivot - R2 @ subject.pivot
+        R2 = rec.pose.rotation @ euler_to_matrix(turn).numpy()
+        t2 = rec.pose.translation + rec.pose.rotation @ subject.pivot - R2 @ subject.pivot
         turned, _, _ = synth.render_subject(face_model, subject, rotation=R2, translation=t2, **kwargs)
         turned_error = _mean_rgb_error(turned, photo, mask)
         if artifacts_dir is not None:
@@ -169,7 +169,7 @@ def test_render_at_the_fitted_pose_looks_like_the_photo(subjects, face_model, ar
         assert error < 0.045, (subject.name, error)
         # Measured 0.0178 vs 0.0294 (ratio 0.61) on the session's subject; 0.75 leaves room for the fit to move
         # by a few per cent while still asking for a clearly better picture than the albedo model's.
-        assert error < 0.75 * rec.photometric_error, (subject.name, error, rec.photometric_error)
+        assert error < 0.75 * rec.fit.photometric_error, (subject.name, error, rec.fit.photometric_error)
         assert turned_error > 2.0 * error, (subject.name, error, turned_error)
 
 
@@ -227,7 +227,7 @@ def test_expression_and_lighting_presets(subjects, face_model):
     assert open_jaw.landmarks68[8, 1] > neutral.landmarks68[8, 1] + 8
     width = lambda v: np.linalg.norm(v.landmarks68[54, :2] - v.landmarks68[48, :2])
     assert width(smile) > width(neutral) + 3
-    w = synth.expression_weights(face_model, "smile", subject.reconstruction.expression)
+    w = synth.expression_weights(face_model, "smile", subject.reconstruction.coefficients.expression)
     assert w[face_model.expression_index("mouthSmile_L")] == 0.8 and w.sum() == pytest.approx(2.2)
     # A light from the viewer's left brightens the image-left half of the face more than the right half.
     left = synth.render_view(face_model, subject, 0.0, lighting="left")
@@ -308,7 +308,7 @@ def test_view_names():
 def test_hidden_face_vertices_take_their_mirror_albedo(subjects, face_model):
     """The turned photo hides part of one cheek: those vertices take the albedo of their mirror vertex (seen)."""
     subject = subjects[1]  # yaw ~30 degrees in the photo
-    fitted = subject.reconstruction.albedo
+    fitted = subject.reconstruction.mesh.albedo
     n = face_model.submesh("face").vertex_count
     from facerecon.models.regions import Region
 
@@ -322,15 +322,15 @@ def test_hidden_face_vertices_take_their_mirror_albedo(subjects, face_model):
     assert from_mirror.sum() > 100
     np.testing.assert_allclose(rest, np.broadcast_to(rest[0], rest.shape), atol=1e-6)
     # The hidden cheek is on one side: the mirrored vertices lie mostly on one side of the face (x of one sign).
-    x = subject.reconstruction.vertices[changed[from_mirror], 0]
+    x = subject.reconstruction.mesh.vertices[changed[from_mirror], 0]
     assert max((x > 0).mean(), (x < 0).mean()) > 0.8
 
 
 def test_render_subject_errors(subjects, face_model):
     subject = subjects[0]
     rec = subject.reconstruction
-    ok = {"expression": rec.expression, "rotation": rec.rotation, "translation": rec.translation,
-          "intrinsics": rec.intrinsics, "image_size": (64, 64), "sh": rec.sh}  # fmt: skip
+    ok = {"expression": rec.coefficients.expression, "rotation": rec.pose.rotation, "translation": rec.pose.translation,
+          "intrinsics": rec.camera.intrinsics, "image_size": (64, 64), "sh": rec.coefficients.sh}  # fmt: skip
     image, cover, face_cover = synth.render_subject(face_model, subject, **ok)
     assert image.shape == (64, 64, 3) and cover.shape == face_cover.shape == (64, 64)
     with pytest.raises(TypeError, match="subject"):

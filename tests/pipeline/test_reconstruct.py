@@ -37,21 +37,21 @@ def frontal(reconstructor, faces_dir):
 
 
 def test_frontal_face_quality(frontal, face_model) -> None:
-    assert frontal.stages == ("landmarks", "photometric", "albedo")
-    nme = frontal.landmark_error_px / frontal.detection.box_size
+    assert frontal.fit.stages == ("landmarks", "photometric", "albedo")
+    nme = frontal.fit.landmark_error_px / frontal.detection.box_size
     assert nme < 0.04, nme
-    assert frontal.photometric_error is not None and frontal.photometric_error < 0.06
-    assert abs(frontal.angles_deg[1]) < 20  # a frontal photo
-    assert frontal.vertices.shape == (face_model.submesh("head").vertex_count, 3)
-    assert np.isfinite(frontal.vertices).all() and frontal.translation[2] > 0
-    assert ((frontal.expression >= 0) & (frontal.expression <= 1)).all()
-    assert frontal.sh.shape == (9, 3) and frontal.albedo.min() >= 0 and frontal.albedo.max() <= 1
+    assert frontal.fit.photometric_error is not None and frontal.fit.photometric_error < 0.06
+    assert abs(frontal.pose.angles_deg[1]) < 20  # a frontal photo
+    assert frontal.mesh.vertices.shape == (face_model.submesh("head").vertex_count, 3)
+    assert np.isfinite(frontal.mesh.vertices).all() and frontal.pose.translation[2] > 0
+    assert ((frontal.coefficients.expression >= 0) & (frontal.coefficients.expression <= 1)).all()
+    assert frontal.coefficients.sh.shape == (9, 3) and frontal.mesh.albedo.min() >= 0 and frontal.mesh.albedo.max() <= 1
     # The fitted 68 landmarks project onto the detected ones, inside the detector's box.
     x0, y0, x1, y1 = frontal.detection.box
     margin = 0.25 * frontal.detection.box_size
-    assert ((frontal.landmarks68[:, 0] > x0 - margin) & (frontal.landmarks68[:, 0] < x1 + margin)).all()
+    assert ((frontal.fit.landmarks68[:, 0] > x0 - margin) & (frontal.fit.landmarks68[:, 0] < x1 + margin)).all()
     # The face's left/right: iBUG 36 (subject's right eye corner) is left of 45 in the image.
-    assert frontal.landmarks68[36, 0] < frontal.landmarks68[45, 0]
+    assert frontal.fit.landmarks68[36, 0] < frontal.fit.landmarks68[45, 0]
 
 
 def test_saved_files(frontal, tmp_path: Path, face_model) -> None:
@@ -67,7 +67,7 @@ def test_saved_files(frontal, tmp_path: Path, face_model) -> None:
     params = json.loads((out / "params.json").read_text())
     assert len(params["identity"]) == 100 and len(params["expression"]) == 53
     assert set(params["timings_ms"]) >= {"detect", "landmarks", "photometric", "texture"}
-    assert len(params["landmarks68"]) == 68 and params["landmark_error_px"] == pytest.approx(frontal.landmark_error_px)
+    assert len(params["landmarks68"]) == 68 and params["landmark_error_px"] == pytest.approx(frontal.fit.landmark_error_px)
     assert set(params["head_angles_deg"]) == {"pitch", "yaw", "roll"}
     assert np.array(params["sh_coefficients"]).shape == (9, 3)
     obj = read_obj(out / "mesh.obj")
@@ -78,23 +78,23 @@ def test_saved_files(frontal, tmp_path: Path, face_model) -> None:
     assert ply.vertex_colors is not None and len(ply.vertex_colors) == len(obj.vertices)
     glb = read_glb(out / "face.glb")
     assert glb.morph_names == face_model.expression_names
-    np.testing.assert_allclose(glb.morph_weights, frontal.expression, atol=1e-6)
+    np.testing.assert_allclose(glb.morph_weights, frontal.coefficients.expression, atol=1e-6)
     # Base + weighted morph targets = the fitted face.
     posed = glb.vertices + np.einsum("k,kvc->vc", glb.morph_weights, glb.morph_deltas)
-    np.testing.assert_allclose(posed, frontal.vertices, atol=1e-2)
+    np.testing.assert_allclose(posed, frontal.mesh.vertices, atol=1e-2)
     depth = np.load(out / "depth.npy")
-    assert depth.shape == frontal.image_size and depth.max() > 0 and np.isfinite(depth).all()
+    assert depth.shape == frontal.camera.image_size and depth.max() > 0 and np.isfinite(depth).all()
     covered = depth > 0
-    assert abs(np.median(depth[covered]) - frontal.translation[2]) < 150  # the face sits at its fitted depth
+    assert abs(np.median(depth[covered]) - frontal.pose.translation[2]) < 150  # the face sits at its fitted depth
     overlay = cv2.imread(str(out / "overlay.png"))
-    assert overlay.shape[:2] == frontal.image_size
+    assert overlay.shape[:2] == frontal.camera.image_size
 
 
 def test_landmark_stage_only(reconstructor, faces_dir, face_model) -> None:
     rec = Reconstructor(face_model, ReconstructOptions(stages="landmarks", render_images=False), detector=reconstructor.detector)
     face = rec.run(faces_dir / FRONTAL).reconstructions[0]
-    assert face.stages == ("landmarks",) and face.sh is None and face.photometric_error is None
-    assert face.overlay is None and face.landmark_error_px / face.detection.box_size < 0.04
+    assert face.fit.stages == ("landmarks",) and face.coefficients.sh is None and face.fit.photometric_error is None
+    assert face.pictures.overlay is None and face.fit.landmark_error_px / face.detection.box_size < 0.04
 
 
 def test_several_faces_and_small_faces(reconstructor, faces_dir) -> None:

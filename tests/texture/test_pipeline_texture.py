@@ -39,31 +39,31 @@ def _sides(face_model, size: int):
 
 def test_profile_texture_is_complete(profile, face_model, artifacts_dir) -> None:
     face, plain = profile
-    assert abs(face.angles_deg[1]) > 40  # really a profile
-    right, left = _sides(face_model, face.texture.shape[0])
-    seen, hidden = (left, right) if face.angles_deg[1] < 0 else (right, left)
+    assert abs(face.pose.angles_deg[1]) > 40  # really a profile
+    right, left = _sides(face_model, face.textures.texture.shape[0])
+    seen, hidden = (left, right) if face.pose.angles_deg[1] < 0 else (right, left)
     lum = lambda t: t.astype(np.float64) @ [0.299, 0.587, 0.114]
     # The completed hidden cheek looks like the seen one (mirror image of the de-lit albedo, re-lit)...
-    assert abs(np.median(lum(face.albedo_texture[hidden])) - np.median(lum(face.albedo_texture[seen]))) < 20
+    assert abs(np.median(lum(face.textures.albedo[hidden])) - np.median(lum(face.textures.albedo[seen]))) < 20
     # ... with photo detail (texture variance), not a flat fill; the plain bake is flat there.
-    assert lum(face.albedo_texture[hidden]).std() > 1.5 * lum(plain.texture[hidden]).std() or \
-        abs(np.median(lum(plain.texture[hidden])) - np.median(lum(plain.texture[seen]))) > 20  # fmt: skip
-    assert lum(face.texture[hidden]).min() >= 0 and np.median(lum(face.texture[hidden])) > 60  # not black
+    assert lum(face.textures.albedo[hidden]).std() > 1.5 * lum(plain.textures.texture[hidden]).std() or \
+        abs(np.median(lum(plain.textures.texture[hidden])) - np.median(lum(plain.textures.texture[seen]))) > 20  # fmt: skip
+    assert lum(face.textures.texture[hidden]).min() >= 0 and np.median(lum(face.textures.texture[hidden])) > 60  # not black
     if artifacts_dir is not None:
-        cv2.imwrite(str(artifacts_dir / "profile_texture.png"), cv2.cvtColor(np.hstack([plain.texture, face.texture, face.albedo_texture]), cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(artifacts_dir / "profile_texture.png"), cv2.cvtColor(np.hstack([plain.textures.texture, face.textures.texture, face.textures.albedo]), cv2.COLOR_RGB2BGR))
 
 
 def test_details_outputs(profile, face_model, tmp_path: Path) -> None:
     face, plain = profile
-    assert plain.albedo_texture is None and plain.displacement is None and plain.detailed_mesh is None
-    size = face.texture.shape[0]
-    assert face.displacement.shape == (size, size) and face.normal_map.shape == (size, size, 3)
-    assert np.abs(face.displacement).max() <= 2.0 + 1e-6 and np.abs(face.displacement).max() > 0
-    assert "details" in face.timings_ms and face.losses["details"]["con"] <= face.losses["details"]["con_start"]
+    assert plain.textures.albedo is None and plain.textures.displacement is None and plain.textures.detailed_mesh is None
+    size = face.textures.texture.shape[0]
+    assert face.textures.displacement.shape == (size, size) and face.textures.normal_map.shape == (size, size, 3)
+    assert np.abs(face.textures.displacement).max() <= 2.0 + 1e-6 and np.abs(face.textures.displacement).max() > 0
+    assert "details" in face.fit.timings_ms and face.fit.losses["details"]["con"] <= face.fit.losses["details"]["con_start"]
     out = face.save(tmp_path / "f", outputs=("default", "details-obj"))
     disp = cv2.imread(str(out / "displacement.png"), cv2.IMREAD_UNCHANGED)
     assert disp.dtype == np.uint16 and disp.shape == (size, size)
-    np.testing.assert_allclose(decode_displacement(disp), face.displacement, atol=6e-4)
+    np.testing.assert_allclose(decode_displacement(disp), face.textures.displacement, atol=6e-4)
     import json
 
     files = json.loads((out / "params.json").read_text())["texture_files"]
@@ -82,10 +82,10 @@ def test_details_outputs(profile, face_model, tmp_path: Path) -> None:
     # is up to ~8 mm on the scalp and neck).
     from scipy.spatial import cKDTree
 
-    dist, _ = cKDTree(face.vertices).query(detailed.vertices)
+    dist, _ = cKDTree(face.mesh.vertices).query(detailed.vertices)
     assert np.median(dist) < 1.5 and np.quantile(dist, 0.99) < 6.0
     # Object-space normal map: mostly facing +z (out of the face) on the front of the face.
-    n = face.normal_map.astype(np.float64) / 127.5 - 1.0
+    n = face.textures.normal_map.astype(np.float64) / 127.5 - 1.0
     assert np.median(n[size // 2 - 50 : size // 2 + 50, size // 2 - 50 : size // 2 + 50, 2]) > 0.7
     plain_out = plain.save(tmp_path / "p")
     assert not (plain_out / "albedo.png").exists() and not (plain_out / "displacement.png").exists()

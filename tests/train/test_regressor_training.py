@@ -147,8 +147,8 @@ def test_regress_estimator_runs_the_trained_weights_through_the_pipeline(face_mo
         assert estimate.translation[2] > 0 and 0.0 <= estimate.confidence <= 1.0
         assert torch.allclose(estimate.rotation @ estimate.rotation.T, torch.eye(3), atol=1e-4)
         out = rec.run(image, name="photo").reconstructions[0]
-    assert out.stages == ("regress",) and "regress" in out.timings_ms
-    assert out.texture.shape[2] == 3 and out.sh is not None
+    assert out.fit.stages == ("regress",) and "regress" in out.fit.timings_ms
+    assert out.textures.texture.shape[2] == 3 and out.coefficients.sh is not None
     assert (tmp_path / "nets").is_dir()  # the ONNX graph, exported once and cached
 
 

@@ -175,7 +175,7 @@ def synthesize(
 
                 if now_vertices is None:
                     now_vertices = now_landmark_vertices(model)
-                neutral = model(torch.from_numpy(subject.reconstruction.identity).float()[None],
+                neutral = model(torch.from_numpy(subject.reconstruction.coefficients.identity).float()[None],
                                 torch.zeros(1, model.expression_count), submesh="face")[0].double().numpy()  # fmt: skip
                 write_now_scan(out / "now", name, neutral, face_tris, neutral[now_vertices])
             for expr in exprs:

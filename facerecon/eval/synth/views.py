@@ -128,7 +128,7 @@ def render_subject(
     camera = PerspectiveCamera(*(torch.tensor([float(v)], dtype=torch.float64) for v in intrinsics), width, height)
     out = render_head(
         model,
-        identity=torch.from_numpy(rec.identity)[None],
+        identity=torch.from_numpy(rec.coefficients.identity)[None],
         expression=torch.as_tensor(np.asarray(expression, dtype=np.float64))[None],
         albedo=torch.from_numpy(subject.albedo),
         texture=torch.from_numpy(subject.albedo_texture),
@@ -182,13 +182,13 @@ def render_view(
     rec = subject.reconstruction
     n = config.image_size
     R, t, intr = view_pose(subject, yaw_deg, config)
-    weights = expression_weights(model, expression, rec.expression)
-    sh = lighting_sh(lighting, rec.sh, subject.light_level)
+    weights = expression_weights(model, expression, rec.coefficients.expression)
+    sh = lighting_sh(lighting, rec.coefficients.sh, subject.light_level)
     bg = _background(subject.photo, n, config.background, config.blur_sigma)
     image, cover, face_cover = render_subject(model, subject, expression=weights, rotation=R, translation=t,
                                               intrinsics=intr, image_size=(n, n), sh=sh, background=bg,
                                               supersample=config.supersample)  # fmt: skip
-    verts = model(torch.from_numpy(rec.identity).float()[None], torch.from_numpy(weights).float()[None],
+    verts = model(torch.from_numpy(rec.coefficients.identity).float()[None], torch.from_numpy(weights).float()[None],
                   submesh="face")[0].double().numpy()  # fmt: skip
     cam = verts @ R.T + t
     fx, fy, cx, cy = intr
