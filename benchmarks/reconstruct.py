@@ -58,7 +58,7 @@ def _grouped(face):
         return face
     from types import SimpleNamespace
 
-    return SimpleNamespace(detection=face.detection, fit=face, pictures=face, pose=face)
+    return SimpleNamespace(detection=face.detection, save=face.save, fit=face, pictures=face, pose=face)
 
 
 DEFAULT_FACES = Path(__file__).resolve().parents[2] / "shared/data/faces"
