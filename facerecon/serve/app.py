@@ -64,9 +64,10 @@ def _error(status: int, message: str):
     return JSONResponse({"error": message}, status_code=status)
 
 
-def _failure(done: JobResult, name: str) -> tuple[int, str]:
+def _failure(done: JobResult) -> tuple[int, str]:
     """The HTTP status and one-line message of a failed job (the server's paths replaced by the file name)."""
     result = done.result
+    name = result.item.path.name
     if result.error is None:
         return 422, f"{name}: no face reconstructed: " + "; ".join(result.skipped)
     message = result.error.replace(str(result.item.path), name)
@@ -74,7 +75,7 @@ def _failure(done: JobResult, name: str) -> tuple[int, str]:
     return status, message
 
 
-def _payload(done: JobResult, name: str, seconds: float) -> dict:
+def _payload(done: JobResult, seconds: float) -> dict:
     """The JSON of a finished job: every face's parameters and the URLs of its files."""
     result, job = done.result, done.job
     rows = []
@@ -86,7 +87,7 @@ def _payload(done: JobResult, name: str, seconds: float) -> dict:
                      "obj_zip": f"/api/jobs/{job}/faces/{face.face_index}/obj.zip" if "mesh.obj" in files else None}  # fmt: skip
         rows.append({"index": face.face_index, "params": json.loads((folder / "params.json").read_text()),
                      "files": files, "downloads": downloads})  # fmt: skip
-    return {"job": job, "image": name, "seconds": round(seconds, 3), "faces": rows, "skipped": list(result.skipped)}
+    return {"job": job, "image": result.item.path.name, "seconds": round(seconds, 3), "faces": rows, "skipped": list(result.skipped)}
 
 
 def create_app(runner: JobRunner, *, max_upload_bytes: int = MAX_UPLOAD_BYTES, samples: Path | None = None):
@@ -106,7 +107,6 @@ def create_app(runner: JobRunner, *, max_upload_bytes: int = MAX_UPLOAD_BYTES, s
     static = Path(str(resources.files("facerecon.serve") / "static"))
     app = fastapi.FastAPI(title="facerecon", description="Photos of faces to 3D faces", docs_url=None, redoc_url=None)
     app.mount("/static", StaticFiles(directory=static), name="static")
-    names: dict[str, str] = {}  # job -> the photo's file name, for messages
 
     @app.get("/", include_in_schema=False)
     def page():
@@ -128,7 +128,7 @@ def create_app(runner: JobRunner, *, max_upload_bytes: int = MAX_UPLOAD_BYTES, s
         return FileResponse(path)
 
     def accept(request: Request, image, sample, method: str, stages: str, faces: str):
-        """Check the form and store the photo in a new job; returns (job, photo, name, options) or an error."""
+        """Check the form and store the photo in a new job; returns (job, photo, options) or an error."""
         for key, value in (("method", method), ("stages", stages), ("faces", faces)):
             if value not in _OPTIONS[key]:
                 return _error(400, f"{key}: expected one of {', '.join(_OPTIONS[key])}, got {value!r}")
@@ -167,14 +167,11 @@ def create_app(runner: JobRunner, *, max_upload_bytes: int = MAX_UPLOAD_BYTES, s
         except ImageReadError as err:
             runner.discard(job)
             return _error(415, str(err).replace(str(photo), photo.name))
-        for old in [j for j in names if runner.status(j) is None]:  # jobs the runner has forgotten
-            del names[old]
-        names[job] = photo.name
-        return job, photo, photo.name, ReconstructOptions(method=method, stages=stages, faces=faces)
+        return job, photo, ReconstructOptions(method=method, stages=stages, faces=faces)
 
     def start(accepted):
-        job, photo, name, options = accepted
-        return runner.submit(job, photo, Path(name).stem or "photo", options, tuple(DEFAULT_OUTPUTS))
+        job, photo, options = accepted
+        return runner.submit(job, photo, photo.stem or "photo", options, tuple(DEFAULT_OUTPUTS))
 
     @app.post("/api/reconstruct")
     def reconstruct(request: Request, image: UploadFile | None = File(None), sample: str | None = Form(None),
@@ -185,8 +182,8 @@ def create_app(runner: JobRunner, *, max_upload_bytes: int = MAX_UPLOAD_BYTES, s
         begin = time.perf_counter()
         done = start(accepted).result()
         if done.result.error is not None or not done.result.faces:
-            return _error(*_failure(done, accepted[2]))
-        return _payload(done, accepted[2], time.perf_counter() - begin)
+            return _error(*_failure(done))
+        return _payload(done, time.perf_counter() - begin)
 
     @app.post("/api/jobs", status_code=202)
     def submit(request: Request, image: UploadFile | None = File(None), sample: str | None = Form(None),
@@ -205,11 +202,10 @@ def create_app(runner: JobRunner, *, max_upload_bytes: int = MAX_UPLOAD_BYTES, s
         now = status.finished or time.time()
         body = {"job": job, "state": status.state, "stage": status.stage, "face": status.face, "faces": status.faces,
                 "ahead": status.ahead, "elapsed": round(now - status.submitted, 3)}  # fmt: skip
-        name = names.get(job, "photo")
         if status.state == "done" and status.result is not None:
-            body["result"] = _payload(status.result, name, now - status.submitted)
+            body["result"] = _payload(status.result, now - status.submitted)
         elif status.state == "failed" and status.result is not None:
-            body["http_status"], body["error"] = _failure(status.result, name)
+            body["http_status"], body["error"] = _failure(status.result)
         return body
 
     def face_folder(job: str, index: int) -> Path | None:
@@ -240,7 +236,7 @@ def create_app(runner: JobRunner, *, max_upload_bytes: int = MAX_UPLOAD_BYTES, s
             for name in _OBJ_FILES:
                 if (folder / name).is_file():
                     archive.write(folder / name, name)
-        stem = re.sub(r"[^A-Za-z0-9._-]", "_", Path(names.get(job, "face")).stem) or "face"
+        stem = re.sub(r"[^A-Za-z0-9._-]", "_", folder.parent.name)  # out/<the photo's stem>/<face>
         return Response(buffer.getvalue(), media_type="application/zip",
                         headers={"Content-Disposition": f'attachment; filename="{stem}-{index}-obj.zip"'})  # fmt: skip
 

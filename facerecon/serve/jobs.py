@@ -54,7 +54,7 @@ def _warm_up(model, home: str | None) -> None:
     """Run the default reconstruction once on a render of the model's mean face, so that the first photo does not
     pay for the one-time costs (MediaPipe's graphs, compiled kernels, first allocations: ~2.5 s of ~6 s here)."""
     from facerecon.calibrate import render_calibration_views
-    from facerecon.pipeline.run import ReconstructOptions
+    from facerecon.pipeline.options import ReconstructOptions
 
     images, _ = render_calibration_views(model, rows=[0])  # frontal, 512 px
     try:
@@ -195,13 +195,14 @@ class JobRunner:
             if failed:
                 self.discard(job)
             record = self._read_status(folder) if not failed else {}
+            finished = JobResult(job, folder, result)
             with self._lock:
                 status = self._jobs.get(job)
                 if status is not None:
                     status.state, status.finished = ("failed" if failed else "done"), time.time()
                     status.started = status.started or record.get("started")
-                    status.result = JobResult(job, folder, result)
-            done.set_result(JobResult(job, folder, result))
+                    status.result = finished
+            done.set_result(finished)
 
         try:
             self._executor().submit(_worker_run, item, folder, options, outputs, self._home).add_done_callback(finish)
