@@ -49,7 +49,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from facerecon.detect import create_detector
+    from facerecon.detect import check_detectable, create_detector
     from facerecon.detect.draw import draw_detections
     from facerecon.io.image import read_image
 
@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         for path, stem in zip(args.images, stems):
             try:
                 image = read_image(path)
+                check_detectable(image, str(path))
             except FaceReconError as err:
                 print(f"facerecon detect: {err}", file=sys.stderr)
                 failures.append(exit_code_for(err))

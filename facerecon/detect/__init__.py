@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from facerecon.core.check import check_choice
+from facerecon.detect._image import check_detectable
 from facerecon.detect.schemes import IBUG68_MIRROR_PAIRS, MEDIAPIPE_TO_IBUG68, to_ibug68
 from facerecon.detect.types import SCHEME_SIZES, Detection, Detector, VideoDetector
 
@@ -29,6 +30,7 @@ __all__ = [
     "MEDIAPIPE_TO_IBUG68",
     "SCHEME_SIZES",
     "VideoDetector",
+    "check_detectable",
     "create_detector",
     "draw_detections",
     "to_ibug68",

@@ -9,7 +9,19 @@ import cv2
 import numpy as np
 
 from facerecon.core.check import check_shape, describe
+from facerecon.core.errors import NoFaceError
 from facerecon.io.image import downscale_for_detection
+
+#: The smallest width and height the detectors take, px.
+MIN_IMAGE_SIDE = 8
+
+
+def check_detectable(image: np.ndarray, name: str = "image") -> None:
+    """Raise :class:`NoFaceError` for a photo below :data:`MIN_IMAGE_SIDE` on a side: no face can be in it, and a
+    user's tiny file is a photo without a face, not the programming error :func:`check_image` reports."""
+    height, width = image.shape[:2]
+    if min(height, width) < MIN_IMAGE_SIDE:
+        raise NoFaceError(f"{name}: the image is {width} x {height} px, too small to hold a face")
 
 
 def check_image(image: object, name: str = "image") -> np.ndarray:
@@ -19,8 +31,9 @@ def check_image(image: object, name: str = "image") -> np.ndarray:
         raise TypeError(f"{name}: expected a NumPy array (H, W, 3) uint8 RGB, got {describe(image)}")
     if image.dtype != np.uint8:
         raise TypeError(f"{name}: expected dtype uint8 (RGB 0-255), got {describe(image)}")
-    if image.shape[0] < 8 or image.shape[1] < 8:
-        raise ValueError(f"{name}: expected an image of at least 8 x 8 pixels, got {describe(image)}")
+    if image.shape[0] < MIN_IMAGE_SIDE or image.shape[1] < MIN_IMAGE_SIDE:
+        raise ValueError(f"{name}: expected an image of at least {MIN_IMAGE_SIDE} x {MIN_IMAGE_SIDE} pixels, "
+                         f"got {describe(image)}")  # fmt: skip
     return np.ascontiguousarray(image)
 
 

@@ -25,6 +25,7 @@ from facerecon.core.errors import FitDivergedError, NoFaceError
 from facerecon.core.mesh import Mesh
 from facerecon.core.threads import compute_threads
 from facerecon.core.timing import timed
+from facerecon.detect import check_detectable
 from facerecon.detect.types import Detection
 from facerecon.estimate import Estimator, FaceEstimate, create_estimator
 from facerecon.fit.landmarks import LandmarkFitter, ibug68_targets
@@ -251,8 +252,7 @@ class Reconstructor:
             info = read_image_with_info(image, max_side=self.options.max_image_side)
             rgb, focal_35 = info.image, info.focal_35mm
             name = name or Path(image).stem
-        if min(rgb.shape[:2]) < 8:  # below what the detectors accept: no face can be in it
-            raise NoFaceError(f"{name}: the image is {rgb.shape[1]} x {rgb.shape[0]} px, too small to hold a face")
+        check_detectable(rgb, name)
         timings: dict[str, float] = {}
         self._report("detect")
         with timed(timings, "detect"):

@@ -152,3 +152,13 @@ def test_existing_outputs_are_replaced(tmp_path, faces_dir):
     (out / "prnet-4.json").write_text("old")
     assert _run([str(faces_dir / "prnet-4.jpg"), "-o", str(out), "--json"]) == ExitCode.OK
     assert json.loads((out / "prnet-4.json").read_text())["faces"]
+
+
+def test_a_photo_too_small_for_a_face_is_one_line_and_the_batch_goes_on(tmp_path, faces_dir, capsys):
+    tiny = tmp_path / "tiny.png"
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(tiny)
+    out = tmp_path / "out"
+    assert _run([str(tiny), str(faces_dir / "prnet-3.jpg"), "-o", str(out)]) == ExitCode.PARTIAL
+    err_lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("facerecon detect:")]
+    assert len(err_lines) == 1 and "tiny.png: the image is 1 x 1 px, too small to hold a face" in err_lines[0]
+    assert sorted(p.name for p in out.iterdir()) == ["prnet-3.png"]
