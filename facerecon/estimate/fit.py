@@ -33,7 +33,6 @@ from facerecon.geometry.camera import PerspectiveCamera
 from facerecon.geometry.rotation import camera_rotation_to_head_angles
 from facerecon.models.face_model import FaceModel
 
-STARTS = FIT_STARTS
 LARGE_POSE_TARGETS = ("regressor", "detector")
 
 
@@ -64,7 +63,7 @@ class FitConfig:
     regressor_weights: str = DEFAULT_WEIGHTS
 
     def __post_init__(self) -> None:
-        check_choice(self.start, "start", STARTS)
+        check_choice(self.start, "start", FIT_STARTS)
         check_choice(self.large_pose_targets, "large_pose_targets", LARGE_POSE_TARGETS)
         if not 0.0 <= self.start_yaw_deg <= 90.0:
             raise ValueError(f"start_yaw_deg: expected 0 to 90 degrees, got {self.start_yaw_deg!r}")
