@@ -6,7 +6,8 @@ millimetres, y up, z out of the face (towards a viewer), x to the viewer's right
 scale: ``units="m"`` multiplies positions and morph deltas by 0.001; ``units="mm"`` keeps millimetres (a
 viewer then shows the face 1000 times too large). The units are also recorded in ``asset.extras``.
 
-What a GLB written here holds (one scene, one node, one mesh, one triangle primitive):
+What a GLB written here holds (one scene, one node (and a camera node, see below), one mesh, one triangle
+primitive):
 
 - ``POSITION`` float32 (with min/max), ``NORMAL`` (area-weighted vertex normals of the original mesh, so
   seams shade smoothly), ``TEXCOORD_0`` with v flipped (glTF's texture origin is the top-left:
@@ -19,8 +20,21 @@ What a GLB written here holds (one scene, one node, one mesh, one triangle primi
   (the convention Blender and three.js read), default ``mesh.weights`` = ``Mesh.morph_weights``.
   Normals are not morphed (no ``NORMAL`` deltas).
 - The texture embedded as PNG in a ``baseColorTexture`` of a non-metallic material.
+- Optionally (``write_glb(..., animation=FaceAnimation(...))``, e.g. a video's reconstruction) one animation,
+  named after ``FaceAnimation.name``, with three LINEAR channels on the mesh's node sharing one float32 time
+  accessor (seconds, with min/max): ``weights`` (T * K float32 scalars, frame-major: the K weights of key 0,
+  then of key 1, ...), ``rotation`` (unit quaternions x, y, z, w; the first with w >= 0, each later one the sign
+  nearer its predecessor, so interpolation turns the short way) and ``translation`` (scaled to the file's units
+  like positions). The node's rest transform and ``mesh.weights`` are then the first frame's, so a reader that
+  ignores animations shows frame 0. The transforms are in glTF's world with the video's camera at the origin
+  looking along -z; with ``camera_yfov_rad`` a perspective camera node sits there (no transform; ``aspectRatio``
+  when given, ``znear`` 10 mm, ``zfar`` 100 m), so looking through it reproduces the video's view. three.js's
+  GLTFLoader turns the channels into ``morphTargetInfluences`` (named by ``targetNames``), ``quaternion`` and
+  ``position`` tracks; Blender's importer into one action with the object's rotation/location and the shape-key
+  values. Without an animation the file is byte for byte what earlier versions wrote.
 
-:func:`read_glb` reads the first mesh of any GLB (node transforms are not applied). For a file with a
+:func:`read_glb_animation` reads the first animation back as a ``FaceAnimation`` (matrices, millimetres), or
+None. :func:`read_glb` reads the first mesh of any GLB (node transforms are not applied). For a file with a
 ``_VERTEX_ID`` attribute (ours) it merges the seam-split vertices back, so vertices, faces, colours and
 morph deltas come back in the original indexing; ``uvs`` then hold one UV per glTF vertex with
 ``uv_faces`` indexing them (the same UV per face corner as written, not the same arrays). Without
@@ -39,13 +53,14 @@ import numpy as np
 import pygltflib
 
 from facerecon import __version__
-from facerecon.core.check import check_choice
+from facerecon.core.check import check_choice, describe
 from facerecon.core.errors import MeshFileError
 from facerecon.core.mesh import Mesh
 from facerecon.io._meshfile import check_mesh, decode_texture, fail, input_path, output_path, png_bytes
+from facerecon.io.animation import FaceAnimation
 from facerecon.io.atomic import write_bytes_atomic
 
-__all__ = ["READERS", "VERTEX_ID_ATTRIBUTE", "WRITERS", "read_glb", "write_glb"]
+__all__ = ["READERS", "VERTEX_ID_ATTRIBUTE", "WRITERS", "FaceAnimation", "read_glb", "read_glb_animation", "write_glb"]
 
 #: The application-specific attribute (glTF requires a leading underscore) mapping glTF to facerecon vertices.
 VERTEX_ID_ATTRIBUTE = "_VERTEX_ID"
@@ -56,6 +71,9 @@ _ELEMENT_ARRAY_BUFFER = pygltflib.ELEMENT_ARRAY_BUFFER
 _COMPONENT_DTYPES = {5120: "<i1", 5121: "<u1", 5122: "<i2", 5123: "<u2", 5125: "<u4", 5126: "<f4"}
 _TYPE_WIDTHS = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3": 9, "MAT4": 16}
 _MM_PER_UNIT = {"m": 1000.0, "mm": 1.0}
+#: The written camera's clipping planes in millimetres (scaled to the file's units like positions).
+_CAMERA_ZNEAR_MM = 10.0
+_CAMERA_ZFAR_MM = 100_000.0
 
 
 def _srgb_to_linear(c: np.ndarray) -> np.ndarray:
@@ -102,6 +120,55 @@ def _split_at_seams(mesh: Mesh) -> tuple[np.ndarray, np.ndarray | None, np.ndarr
     unique, inverse = np.unique(keys, return_inverse=True)
     split_faces = inverse[: faces.size].reshape(faces.shape)
     return unique // width, unique % width - 1, split_faces
+
+
+def _quaternions_xyzw(rotations: np.ndarray) -> np.ndarray:
+    """Unit quaternions ``(T, 4)`` as glTF stores them (x, y, z, w) for rotation matrices ``(T, 3, 3)``.
+
+    Each matrix picks the best-conditioned of the four textbook formulas (the largest of 1 + trace and
+    1 + 2 R_ii - trace). The first quaternion has ``w >= 0`` (the library's convention); every later one takes
+    the sign nearer its predecessor (``q_t . q_{t-1} >= 0``), so interpolating consecutive keys turns the
+    short way, also when the head turns through more than 180 degrees in all.
+    """
+    r = np.asarray(rotations, dtype=np.float64)
+    m00, m01, m02 = r[:, 0, 0], r[:, 0, 1], r[:, 0, 2]
+    m10, m11, m12 = r[:, 1, 0], r[:, 1, 1], r[:, 1, 2]
+    m20, m21, m22 = r[:, 2, 0], r[:, 2, 1], r[:, 2, 2]
+    # 4 w^2, 4 x^2, 4 y^2, 4 z^2 (each times 1 for a unit quaternion)
+    squares = np.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], axis=1)
+    best = squares.argmax(axis=1)
+    s = 2.0 * np.sqrt(np.maximum(squares[np.arange(len(r)), best], 1e-300))  # = 4 |largest component|
+    wxyz = np.select(
+        [best[:, None] == k for k in range(4)],
+        [
+            np.stack([s / 4, (m21 - m12) / s, (m02 - m20) / s, (m10 - m01) / s], axis=1),
+            np.stack([(m21 - m12) / s, s / 4, (m01 + m10) / s, (m02 + m20) / s], axis=1),
+            np.stack([(m02 - m20) / s, (m01 + m10) / s, s / 4, (m12 + m21) / s], axis=1),
+            np.stack([(m10 - m01) / s, (m02 + m20) / s, (m12 + m21) / s, s / 4], axis=1),
+        ],
+    )
+    wxyz /= np.linalg.norm(wxyz, axis=1, keepdims=True)
+    if wxyz[0, 0] < 0:
+        wxyz[0] = -wxyz[0]
+    # flip q_t when it points away from q_{t-1}; the flips accumulate along the sequence
+    agree = np.where(np.einsum("ij,ij->i", wxyz[1:], wxyz[:-1]) < 0, -1.0, 1.0)
+    wxyz[1:] *= np.cumprod(agree)[:, None]
+    return wxyz[:, [1, 2, 3, 0]]
+
+
+def _matrices(quaternions_xyzw: np.ndarray) -> np.ndarray:
+    """Rotation matrices ``(T, 3, 3)`` for quaternions ``(T, 4)`` (x, y, z, w), normalised first."""
+    q = np.asarray(quaternions_xyzw, dtype=np.float64)
+    q = q / np.linalg.norm(q, axis=1, keepdims=True)
+    x, y, z, w = q.T
+    return np.stack(
+        [
+            np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], axis=1),
+            np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], axis=1),
+            np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], axis=1),
+        ],
+        axis=1,
+    )
 
 
 class _Blob:
@@ -178,7 +245,9 @@ class _Blob:
         return b"".join(self.parts) + b"\0" * pad
 
 
-def write_glb(path: str | os.PathLike[str], mesh: Mesh, units: str = "m") -> None:
+def write_glb(
+    path: str | os.PathLike[str], mesh: Mesh, units: str = "m", animation: FaceAnimation | None = None
+) -> None:
     """Write a binary glTF 2.0 file with the mesh, its texture and its morph targets (see the module docstring).
 
     Args:
@@ -187,12 +256,20 @@ def write_glb(path: str | os.PathLike[str], mesh: Mesh, units: str = "m") -> Non
             ``(H, W, 3)`` uint8, vertex_colors ``(V, 3)`` uint8, morph_names + morph_deltas ``(K, V, 3)`` mm
             + morph_weights ``(K,)`` (zeros when None).
         units: ``"m"`` (glTF's unit: positions and deltas times 0.001) or ``"mm"`` (unscaled).
+        animation: optional key frames (:class:`~facerecon.io.animation.FaceAnimation`): ``(T, K)`` weights of the
+            mesh's K morph targets and the head node's rotation and translation (mm, scaled like positions) per
+            frame, written as one glTF animation with LINEAR ``weights``, ``rotation`` and ``translation`` channels
+            on the mesh's node; the node's static transform and ``mesh.weights`` are then the first frame's, and
+            an optional perspective camera node sits at the origin. None writes exactly what earlier versions did.
 
     Raises:
-        TypeError, ValueError: a wrong path, extension, units or mesh (e.g. NaN vertices, a texture without UVs).
+        TypeError, ValueError: a wrong path, extension, units or mesh (e.g. NaN vertices, a texture without UVs),
+            an animation that is not a ``FaceAnimation``, or one whose weights are not one per morph target, or
+            whose key times are not strictly increasing once stored as float32.
 
     Example:
         >>> write_glb("out/face.glb", mesh)  # then open it in Blender or https://gltf-viewer.donmccurdy.com  # doctest: +SKIP
+        >>> write_glb("out/video.glb", mesh, animation=FaceAnimation(times, weights, rotations, translations))  # doctest: +SKIP
     """
     p = output_path(path, ".glb")
     check_mesh(mesh)
@@ -202,6 +279,8 @@ def write_glb(path: str | os.PathLike[str], mesh: Mesh, units: str = "m") -> Non
     if mesh.morph_deltas is not None and not np.isfinite(mesh.morph_deltas).all():
         raise ValueError("mesh.morph_deltas: expected finite values, got NaN or infinite entries")
     scale = 1.0 / _MM_PER_UNIT[units]
+    if animation is not None:
+        _check_animation(animation, mesh)
     vertex_map, uv_index, faces = _split_at_seams(mesh)
 
     gltf = pygltflib.GLTF2(
@@ -265,14 +344,80 @@ def write_glb(path: str | os.PathLike[str], mesh: Mesh, units: str = "m") -> Non
             for k in range(deltas.shape[0])
         ]
         weights = np.zeros(len(deltas)) if mesh.morph_weights is None else np.asarray(mesh.morph_weights, np.float64)
+        if animation is not None:
+            weights = np.asarray(animation.morph_weights[0], dtype=np.float64)
         gltf_mesh.weights = [float(w) for w in weights]
         gltf_mesh.extras = {"targetNames": [str(name) for name in mesh.morph_names]}
     gltf.meshes.append(gltf_mesh)
+    if animation is not None:
+        _add_animation(gltf, blob, animation, scale)
 
     data = blob.bytes()
     gltf.buffers.append(pygltflib.Buffer(byteLength=len(data)))
     gltf.set_binary_blob(data)
     write_bytes_atomic(p, b"".join(gltf.save_to_bytes()))
+
+
+def _check_animation(animation: object, mesh: Mesh) -> None:
+    if not isinstance(animation, FaceAnimation):
+        raise TypeError(f"animation: expected a facerecon.io.animation.FaceAnimation or None, got {describe(animation)}")
+    targets = 0 if mesh.morph_deltas is None else int(mesh.morph_deltas.shape[0])
+    if animation.morph_count != targets:
+        raise ValueError(
+            f"animation.morph_weights: expected shape (T, {targets}) (one weight per morph target of the mesh), "
+            f"got {describe(animation.morph_weights)}"
+        )
+    times = animation.times_s.astype(np.float32)
+    if (np.diff(times) <= 0).any():
+        raise ValueError(
+            "animation.times_s: expected key times that stay strictly increasing as float32 (glTF stores float32), "
+            "got two that round to the same value"
+        )
+
+
+def _add_animation(gltf: pygltflib.GLTF2, blob: _Blob, animation: FaceAnimation, scale: float) -> None:
+    """One animation with LINEAR weights/rotation/translation channels on node 0, its first frame as node 0's
+    rest transform, and the optional camera node."""
+    node = gltf.nodes[0]
+    quaternions = _quaternions_xyzw(animation.rotations)
+    translations = np.asarray(animation.translations, dtype=np.float64) * scale
+    node.rotation = [float(x) for x in quaternions[0]]
+    node.translation = [float(x) for x in translations[0]]
+    times = blob.accessor(np.asarray(animation.times_s, dtype=np.float32), "SCALAR", bounds=True)  # min/max required
+    outputs = []
+    if animation.morph_count:
+        # glTF: a weights output holds T * K scalars, frame-major (all K weights of key 0, then of key 1, ...)
+        outputs.append((pygltflib.WEIGHTS, blob.accessor(animation.morph_weights.astype(np.float32).reshape(-1), "SCALAR")))
+    outputs.append((pygltflib.ROTATION, blob.accessor(quaternions.astype(np.float32), "VEC4")))
+    outputs.append((pygltflib.TRANSLATION, blob.accessor(translations.astype(np.float32), "VEC3")))
+    gltf.animations.append(
+        pygltflib.Animation(
+            name=animation.name,
+            samplers=[
+                pygltflib.AnimationSampler(input=times, interpolation=pygltflib.ANIM_LINEAR, output=output)
+                for _, output in outputs
+            ],
+            channels=[
+                pygltflib.AnimationChannel(sampler=i, target=pygltflib.AnimationChannelTarget(node=0, path=target))
+                for i, (target, _) in enumerate(outputs)
+            ],
+        )
+    )
+    if animation.camera_yfov_rad is not None:
+        gltf.cameras.append(
+            pygltflib.Camera(
+                name="camera",
+                type=pygltflib.PERSPECTIVE,
+                perspective=pygltflib.Perspective(
+                    yfov=float(animation.camera_yfov_rad),
+                    aspectRatio=None if animation.camera_aspect is None else float(animation.camera_aspect),
+                    znear=_CAMERA_ZNEAR_MM * scale,
+                    zfar=_CAMERA_ZFAR_MM * scale,
+                ),
+            )
+        )
+        gltf.nodes.append(pygltflib.Node(camera=0, name="camera"))  # at the origin, looking along -z: the video's view
+        gltf.scenes[0].nodes.append(len(gltf.nodes) - 1)
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -375,6 +520,30 @@ class _Reader:
         return decode_texture(data, f"{self.p} (texture)")
 
 
+def _load(path: str | os.PathLike[str]) -> tuple[Path, pygltflib.GLTF2, bytes]:
+    """The checked path, the parsed glTF and its binary chunk (MeshFileError when it is no readable GLB)."""
+    p = input_path(path, (".glb",), "binary glTF")
+    data = p.read_bytes()
+    if len(data) < 20 or data[:4] != b"glTF":
+        raise fail(p, "not a binary glTF file (no 'glTF' magic)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pygltflib warns about unknown chunks; we check what we use
+            gltf = pygltflib.GLTF2.load_from_bytes(data)
+    except Exception as err:  # pygltflib raises many kinds on corrupt JSON or chunks
+        raise fail(p, f"corrupt GLB ({type(err).__name__}: {err})") from None
+    if gltf is None:
+        raise fail(p, "corrupt GLB: no JSON chunk")
+    return p, gltf, gltf.binary_blob() or b""
+
+
+def _mm_per_unit(gltf: pygltflib.GLTF2) -> float:
+    """Millimetres per file unit: the facerecon ``asset.extras`` units, else glTF's metres."""
+    extras = _get(gltf.asset, "extras", {}) if gltf.asset is not None else {}
+    units = extras.get("facerecon", {}).get("units", "m") if isinstance(extras, dict) else "m"
+    return _MM_PER_UNIT.get(units, 1000.0)
+
+
 def read_glb(path: str | os.PathLike[str]) -> Mesh:
     """Read the first mesh of a GLB: positions, triangles, UVs, texture, colours and named morph targets.
 
@@ -390,25 +559,11 @@ def read_glb(path: str | os.PathLike[str]) -> Mesh:
         MeshFileError: missing file, wrong extension, not a GLB, corrupt structure (bad chunk, views or
             accessors out of range), no mesh, a primitive that is not triangles.
     """
-    p = input_path(path, (".glb",), "binary glTF")
-    data = p.read_bytes()
-    if len(data) < 20 or data[:4] != b"glTF":
-        raise fail(p, "not a binary glTF file (no 'glTF' magic)")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pygltflib warns about unknown chunks; we check what we use
-            gltf = pygltflib.GLTF2.load_from_bytes(data)
-    except Exception as err:  # pygltflib raises many kinds on corrupt JSON or chunks
-        raise fail(p, f"corrupt GLB ({type(err).__name__}: {err})") from None
-    if gltf is None:
-        raise fail(p, "corrupt GLB: no JSON chunk")
-    blob = gltf.binary_blob() or b""
+    p, gltf, blob = _load(path)
     if not gltf.meshes:
         raise fail(p, "the file holds no mesh")
     reader = _Reader(p, gltf, blob)
-    extras = _get(gltf.asset, "extras", {}) if gltf.asset is not None else {}
-    units = extras.get("facerecon", {}).get("units", "m") if isinstance(extras, dict) else "m"
-    mm = _MM_PER_UNIT.get(units, 1000.0)
+    mm = _mm_per_unit(gltf)
     gmesh = gltf.meshes[0]
 
     positions, texcoords, colors, ids, faces, targets = [], [], [], [], [], []
@@ -498,6 +653,100 @@ def read_glb(path: str | os.PathLike[str]) -> Mesh:
         )
     except ValueError as err:
         raise fail(p, f"inconsistent mesh data ({err})") from None
+
+
+def read_glb_animation(path: str | os.PathLike[str]) -> FaceAnimation | None:
+    """Read the first animation of a GLB as written by :func:`write_glb` (None when the file has none).
+
+    The animated node is the one its channels target (the node of the first mesh in our files). Key times come
+    from the samplers' input, which must be the same for all channels; rotations are converted from quaternions
+    to matrices and translations to millimetres (the file's units as in :func:`read_glb`). A channel that is
+    missing repeats the node's rest rotation / translation or the mesh's default weights. The camera's field of
+    view and aspect come from the first perspective camera, when the file has one.
+
+    Returns:
+        A :class:`~facerecon.io.animation.FaceAnimation` with ``(T,)`` float64 times in seconds, ``(T, K)``
+        weights (K = the morph targets of the node's mesh), ``(T, 3, 3)`` rotations and ``(T, 3)`` mm
+        translations, or None.
+
+    Raises:
+        MeshFileError: missing or corrupt file, channels on several nodes, samplers with different key times,
+            CUBICSPLINE samplers, outputs whose size does not match the key times, invalid key frames.
+    """
+    p, gltf, blob = _load(path)
+    if not gltf.animations:
+        return None
+    reader = _Reader(p, gltf, blob)
+    mm = _mm_per_unit(gltf)
+    anim = gltf.animations[0]
+    try:
+        channels = [c for c in anim.channels if c.target is not None and c.target.path in ("weights", "rotation", "translation")]
+        nodes = {c.target.node for c in channels}
+        if len(nodes) != 1:
+            raise fail(p, f"expected an animation of one node, got channels on {len(nodes)} nodes")
+        node_index = nodes.pop()
+        if not isinstance(node_index, int) or not 0 <= node_index < len(gltf.nodes):
+            raise fail(p, f"the animation targets node {node_index}, which does not exist")
+        node = gltf.nodes[node_index]
+        times = None
+        values: dict[str, np.ndarray] = {}
+        for channel in channels:
+            sampler = anim.samplers[channel.sampler]
+            if _get(sampler, "interpolation", pygltflib.ANIM_LINEAR) == pygltflib.ANIM_CUBICSPLINE:
+                raise fail(p, "CUBICSPLINE animation samplers are not supported")
+            keys = reader.accessor(sampler.input)[:, 0]
+            if times is None:
+                times = keys
+            elif not np.array_equal(times, keys):
+                raise fail(p, "its animation channels have different key times (not supported)")
+            values[channel.target.path] = reader.accessor(sampler.output)
+        if times is None:
+            return None
+        frames = len(times)
+        morph_count = 0
+        default_weights = np.zeros(0)
+        if node.mesh is not None and 0 <= node.mesh < len(gltf.meshes):
+            gmesh = gltf.meshes[node.mesh]
+            morph_count = len(gmesh.primitives[0].targets or []) if gmesh.primitives else 0
+            default_weights = np.array(_get(gmesh, "weights", [0.0] * morph_count), dtype=np.float64)
+        if "weights" in values:
+            flat = values["weights"][:, 0]
+            if flat.size != frames * morph_count:
+                raise fail(p, f"its weights output holds {flat.size} values, expected {frames} keys x {morph_count} targets")
+            weights = flat.reshape(frames, morph_count)
+        else:
+            weights = np.tile(default_weights if len(default_weights) == morph_count else np.zeros(morph_count), (frames, 1))
+        if "rotation" in values:
+            quaternions = values["rotation"]
+        else:
+            quaternions = np.tile(np.array(_get(node, "rotation", [0.0, 0.0, 0.0, 1.0]), dtype=np.float64), (frames, 1))
+        if "translation" in values:
+            translations = values["translation"]
+        else:
+            translations = np.tile(np.array(_get(node, "translation", [0.0, 0.0, 0.0]), dtype=np.float64), (frames, 1))
+        for name, array, width in (("rotation", quaternions, 4), ("translation", translations, 3)):
+            if array.shape != (frames, width):
+                raise fail(p, f"its {name} output has {len(array)} keys of width {array.shape[1]}, expected {frames} of {width}")
+        if not np.all(np.linalg.norm(quaternions, axis=1) > 0.5):
+            raise fail(p, "its rotation keys are not unit quaternions")
+        yfov = aspect = None
+        for camera in gltf.cameras:
+            if camera.type == pygltflib.PERSPECTIVE and camera.perspective is not None:
+                yfov, aspect = camera.perspective.yfov, camera.perspective.aspectRatio
+                break
+        return FaceAnimation(
+            times_s=times,
+            morph_weights=weights,
+            rotations=_matrices(quaternions),
+            translations=translations * mm,
+            name=anim.name or "performance",
+            camera_yfov_rad=None if yfov is None else float(yfov),
+            camera_aspect=None if aspect is None else float(aspect),
+        )
+    except MeshFileError:
+        raise
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as err:
+        raise fail(p, f"invalid animation ({type(err).__name__}: {err})") from None
 
 
 # --- table ---------------------------------------------------------------------------------------
