@@ -20,6 +20,8 @@ class ExitCode(enum.IntEnum):
     MESH_FILE = 9  # a mesh file could not be read or written
     WEIGHTS = 10  # network weights missing, corrupt, or not those of the network / registry entry / face model
     ENGINE = 11  # the batch engine (a Ray cluster) cannot be reached, started, or lost the work
+    VIDEO_READ = 12  # a video could not be opened or decoded, is not a video, or is truncated
+    VIDEO_EMPTY = 13  # a video has no frames, or none between --start and --end
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -28,6 +30,8 @@ _BY_ERROR: tuple[tuple[type[BaseException], ExitCode], ...] = (
     (errors.ModelNotInstalledError, ExitCode.MODEL_CACHE),
     (errors.ModelCacheError, ExitCode.MODEL_CACHE),
     (errors.ImageReadError, ExitCode.IMAGE_READ),
+    (errors.EmptyVideoError, ExitCode.VIDEO_EMPTY),  # before VideoReadError, its base class: searched in order
+    (errors.VideoReadError, ExitCode.VIDEO_READ),
     (errors.NoFaceError, ExitCode.NO_FACE),
     (errors.FitDivergedError, ExitCode.FIT_DIVERGED),
     (errors.MeshFileError, ExitCode.MESH_FILE),

@@ -27,6 +27,15 @@ class ImageReadError(FaceReconError):
     """An image file is missing, unreadable, truncated, of an unsupported kind or too large."""
 
 
+class VideoReadError(FaceReconError):
+    """A video file is missing, not a video, cannot be opened or decoded, or is truncated (frames decoded before the
+    failure have been delivered; the message says where decoding stopped)."""
+
+
+class EmptyVideoError(VideoReadError):
+    """A video holds no frames, or none in the time window asked for (``--start``/``--end``)."""
+
+
 class NoFaceError(FaceReconError):
     """No face was found in an image (or none large enough)."""
 
