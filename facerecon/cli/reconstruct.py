@@ -35,8 +35,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__.split("\n\n")[0],
     )
     parser.add_argument("images", nargs="+", metavar="INPUT",
-                        help="photo files (JPEG, PNG, WebP, BMP, TIFF), folders of photos (recursively) or @LIST "
-                             "(a text file of paths, one per line, relative to its folder)")
+                        help="photo files (JPEG, PNG, WebP, BMP, TIFF), folders of photos (recursively), @LIST "
+                             "(a text file of paths, one per line, relative to its folder) or video files")
     parser.add_argument("-o", "--output", required=True, type=Path, help="output folder")
     from facerecon.estimate.registry import FIT_STARTS, available_estimators, estimator_info
 
@@ -44,9 +44,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--method", choices=methods, default="fit",
                         help="how the face's parameters are found (default: %(default)s; "
                              + "; ".join(f"{m}: {estimator_info(m).description}" for m in methods) + ")")
-    parser.add_argument("--start", choices=FIT_STARTS, default="auto",
+    from facerecon.cli.sequence import start_value
+
+    parser.add_argument("--start", type=start_value(FIT_STARTS), default=None, metavar="{" + ",".join(FIT_STARTS) + "}|TIME",
                         help="--method fit: start the fit from a PnP pose, from the regressor, or from the regressor "
-                             "where it sees a yaw of 55 degrees or more (auto, the default)")
+                             "where it sees a yaw of 55 degrees or more (auto, the default); videos: a TIME (seconds or "
+                             "[HH:]MM:SS[.s]) to start at")
+    parser.add_argument("--fit-start", choices=FIT_STARTS, default=None, help="the fit's start (as --start NAME)")
     parser.add_argument("--stages", choices=("landmarks", "photometric", "all"), default="all",
                         help="landmarks only, + photometric refinement, or + albedo refinement (default)")
     parser.add_argument("--faces", choices=("all", "largest"), default="all", help="which faces of each photo")
@@ -74,6 +78,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--retry-failed", action="store_true",
                         help="also retry the photos an earlier run into OUT failed on (done ones are always skipped)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
+    from facerecon.cli.sequence import add_arguments
+
+    add_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -109,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"facerecon reconstruct: error: --{err}", file=sys.stderr)
         return ExitCode.USAGE
     method = getattr(args, "method", "fit")
-    start = getattr(args, "start", "auto")
+    start = getattr(args, "fit_start", None) or (args.start if isinstance(getattr(args, "start", None), str) else "auto")
+    args.start_s = args.start if isinstance(getattr(args, "start", None), float) else None
     if start not in ("auto", "pnp") and method != "fit":
         print(f"facerecon reconstruct: error: --start {start} needs --method fit", file=sys.stderr)
         return ExitCode.USAGE
@@ -123,6 +131,25 @@ def run(args: argparse.Namespace) -> int:
         # getattr: other commands (``facerecon demo``) call run() with their own arguments.
         texture_completion=not getattr(args, "no_completion", False), details=not getattr(args, "no_details", False),
     )  # fmt: skip
+    from facerecon.sequence.video import is_video_path
+
+    videos = [str(x) for x in args.images if not str(x).startswith("@") and is_video_path(x)]
+    if getattr(args, "same_person", False):
+        if videos:
+            print("facerecon reconstruct: error: --same-person takes photos, not videos (a video's faces are each one "
+                  "person already)", file=sys.stderr)  # fmt: skip
+            return ExitCode.USAGE
+        from facerecon.cli.sequence import run_photo_set
+
+        return run_photo_set(args, outputs, options)
+    video_codes: list[ExitCode] = []
+    if videos:
+        from facerecon.cli.sequence import run_videos
+
+        video_codes = run_videos(args, videos)
+        args.images = [x for x in args.images if str(x) not in videos]
+        if not args.images:
+            return batch_exit_code([c for c in video_codes if c != ExitCode.OK], video_codes.count(ExitCode.OK))
     plan = plan_collection(args.images, args.output, options, outputs, retry_failed=getattr(args, "retry_failed", False))
     workers = _workers(getattr(args, "workers", "auto"), len(plan.todo))
     if workers is None:
@@ -180,4 +207,5 @@ def run(args: argparse.Namespace) -> int:
             print(f"{ok} faces reconstructed in {len(results)} photos ({len(shown)} failures shown above); every photo is "
                   f"in {plan.output / MANIFEST}")  # fmt: skip
     succeeded = sum(r[2] == "ok" for r in rows) + sum(entry.status == "ok" for entry in plan.done)
-    return batch_exit_code(failures, succeeded)
+    failures += [c for c in video_codes if c != ExitCode.OK]
+    return batch_exit_code(failures, succeeded + video_codes.count(ExitCode.OK))

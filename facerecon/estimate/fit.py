@@ -14,7 +14,7 @@ underestimates the turn). There the fit follows the regressor's own 68 landmarks
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -76,17 +76,21 @@ class FitEstimator:
     Args:
         model: the face model.
         config: the stages' settings.
+        identity: ``(K_id,)`` a known person's identity (fitted over a video's frames or a photo set): both stages
+            then hold it and fit pose, expression, light and albedo only. None: the identity is fitted too.
     """
 
     name = "fit"
 
-    def __init__(self, model: FaceModel, config: FitConfig = FitConfig()) -> None:
+    def __init__(self, model: FaceModel, config: FitConfig = FitConfig(), *, identity: np.ndarray | None = None) -> None:
+        if identity is not None:
+            config = replace(config, photometric_stage=replace(config.photometric_stage, fit_identity=False))
         self.model = model
         self.config = config
-        self.fitter = LandmarkFitter(model, ibug68_targets(model), config.landmark)
+        self.fitter = LandmarkFitter(model, ibug68_targets(model), config.landmark, identity=identity)
         # Dense MediaPipe landmarks once the model is calibrated for them (facerecon.calibrate).
         self.dense_fitter = (
-            LandmarkFitter(model, mediapipe478_targets(model), config.landmark)
+            LandmarkFitter(model, mediapipe478_targets(model), config.landmark, identity=identity)
             if "mediapipe478" in model.landmark_scheme_names
             else None
         )

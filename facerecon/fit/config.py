@@ -66,6 +66,8 @@ class PhotometricConfig:
         full_weight_cosine: a vertex's photometric residual has full weight from this cosine between its normal
             and the line of sight up, and less below it (0 at grazing view).
         seed: random partners of E_glo.
+        fit_identity: refine the identity too (False: hold the start's, as for a person whose identity was fitted
+            over several images).
     """
 
     iterations: int = 80
@@ -87,3 +89,4 @@ class PhotometricConfig:
     fit_region: str = "narrow_face"
     full_weight_cosine: float = 0.3
     seed: int = 0
+    fit_identity: bool = True

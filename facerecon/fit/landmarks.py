@@ -207,6 +207,10 @@ class LandmarkFit:
         iterations: iterations run.
         history: the energy at the start of each iteration, then the final energy (for diagnostics; the
             robust weights are those of the iteration, so consecutive values compare within one iteration).
+        normal_matrix: ``(6 + K, 6 + K)`` the Gauss-Newton normal matrix of the energy (priors included) at the
+            start of the last iteration, in the step's unknowns: rotation increment (rad, ``R exp([omega]x)``),
+            translation (mm), then the fitted coefficients (identity unless held, expression): how well the
+            landmarks determine each unknown, which a smoother over video frames weighs this fit by.
     """
 
     identity: np.ndarray
@@ -221,24 +225,42 @@ class LandmarkFit:
     history: tuple[float, ...] = field(default_factory=tuple)
     triangles: np.ndarray | None = None
     weights: np.ndarray | None = None
+    normal_matrix: np.ndarray | None = None
+
+
+@dataclass(eq=False)
+class _LandmarkRows:
+    """A fit's landmarks as they stand: template vertex, triangle and barycentric weights per landmark, and the
+    mean ``(L, 3)`` and float32 bases ``(L, 3, K)`` of their positions; ``cell`` the pose cell they are for."""
+
+    vertex_indices: np.ndarray
+    triangles: np.ndarray
+    weights: np.ndarray
+    mean: np.ndarray
+    basis: np.ndarray
+    cell: tuple[int, int] | None = None
 
 
 class _LinearLandmarks:
     """Mean and bases of points on the template (vertices, or barycentric points in triangles)."""
 
-    def __init__(self, model: FaceModel, triangles: np.ndarray, weights: np.ndarray, identity_modes: int) -> None:
+    def __init__(self, model: FaceModel, triangles: np.ndarray, weights: np.ndarray, identity_modes: int,
+                 neutral: torch.Tensor | None = None) -> None:  # fmt: skip
         tri = torch.as_tensor(triangles, dtype=torch.long, device=model.mean.device)  # (N, 3)
         w = torch.as_tensor(weights, dtype=torch.float64, device=model.mean.device)  # (N, 3)
-        self.mean = torch.einsum("nkc,nk->nc", model.mean[tri].double(), w).cpu().numpy()  # (N, 3)
+        # ``neutral (V, 3)``: a known person's neutral face in place of the model's mean.
+        mean = (model.mean if neutral is None else neutral)[tri].double()  # (N, 3, 3)
+        self.mean = torch.einsum("nkc,nk->nc", mean, w).cpu().numpy()  # (N, 3)
         ident = torch.einsum("mnkc,nk->mnc", model.identity_basis[:identity_modes, tri].double(), w)
         expr = torch.einsum("mnkc,nk->mnc", model.expression_basis[:, tri].double(), w)
         self.basis = np.ascontiguousarray(torch.cat([ident, expr], 0).permute(1, 2, 0).cpu().numpy())  # (N, 3, K)
 
     @classmethod
-    def of_vertices(cls, model: FaceModel, vertices: np.ndarray, identity_modes: int) -> _LinearLandmarks:
+    def of_vertices(cls, model: FaceModel, vertices: np.ndarray, identity_modes: int,
+                    neutral: torch.Tensor | None = None) -> _LinearLandmarks:  # fmt: skip
         weights = np.zeros((len(vertices), 3))
         weights[:, 0] = 1.0
-        return cls(model, np.repeat(np.asarray(vertices)[:, None], 3, axis=1), weights, identity_modes)
+        return cls(model, np.repeat(np.asarray(vertices)[:, None], 3, axis=1), weights, identity_modes, neutral)
 
     def points(self, coeffs: np.ndarray) -> np.ndarray:
         return self.mean + _apply_basis(self.basis, coeffs)
@@ -369,14 +391,32 @@ class LandmarkFitter:
         >>> fit = fitter.fit(det.to_ibug68(), camera=camera)                            # doctest: +SKIP
     """
 
-    def __init__(self, model: FaceModel, targets: LandmarkTargets, config: LandmarkFitConfig = LandmarkFitConfig()) -> None:
+    def __init__(
+        self,
+        model: FaceModel,
+        targets: LandmarkTargets,
+        config: LandmarkFitConfig = LandmarkFitConfig(),
+        *,
+        identity: np.ndarray | None = None,
+    ) -> None:
         self.model = model
         self.targets = targets
         self.config = config
-        self.identity_modes = min(config.identity_modes, model.identity_count)
-        self._fixed = _LinearLandmarks(model, targets.triangles, targets.weights, self.identity_modes)
+        if identity is not None:
+            identity = np.asarray(identity, np.float64)
+            check_shape(identity, "identity", (model.identity_count,))
+            check_finite(identity, "identity")
+        #: A known person's identity ``(K_id,)``: only pose and expression are fitted (None: identity too).
+        self.fixed_identity = identity
+        self.identity_modes = 0 if identity is not None else min(config.identity_modes, model.identity_count)
+        self._neutral = None
+        if identity is not None:  # the person's neutral face, the mean of their tables
+            ident = torch.as_tensor(identity, dtype=model.identity_basis.dtype, device=model.mean.device)
+            offset = torch.einsum("mvc,m->vc", model.identity_basis, ident)  # in the bases' precision: ~1e-6 mm
+            self._neutral = model.mean.double() + offset.double()
+        self._fixed = _LinearLandmarks(model, targets.triangles, targets.weights, self.identity_modes, self._neutral)
         self._candidates = (
-            _LinearLandmarks.of_vertices(model, targets.contour_candidates, self.identity_modes)
+            _LinearLandmarks.of_vertices(model, targets.contour_candidates, self.identity_modes, self._neutral)
             if config.sliding_contour and targets.contour.any()
             else None
         )
@@ -390,6 +430,11 @@ class LandmarkFitter:
         self._posed_rows = np.flatnonzero(~targets.contour) if targets.poses is not None else np.zeros(0, np.int64)
         self._cell_tables: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
 
+    def for_person(self, identity: np.ndarray) -> LandmarkFitter:
+        """A fitter of the same landmarks for one known person: ``identity (K_id,)`` is held, pose and expression
+        are fitted (6 + K_exp unknowns instead of 6 + K_id + K_exp: the frames of a video after its identity fit)."""
+        return LandmarkFitter(self.model, self.targets, self.config, identity=identity)
+
     def _cell(self, rotation: np.ndarray, translation: np.ndarray) -> tuple[int, int] | None:
         """The pose cell of a head pose as the camera sees it (None without a pose table)."""
         if self.targets.poses is None:
@@ -402,7 +447,7 @@ class LandmarkFitter:
             rows, poses = self._posed_rows, self.targets.poses
             triangles = poses.triangles[cell][rows].numpy()
             weights = poses.weights[cell][rows].double().numpy()
-            linear = _LinearLandmarks(self.model, triangles, weights, self.identity_modes)
+            linear = _LinearLandmarks(self.model, triangles, weights, self.identity_modes, self._neutral)
             self._cell_tables[cell] = (triangles, weights, linear.mean, linear.basis.astype(np.float32))
         return self._cell_tables[cell]
 
@@ -413,6 +458,8 @@ class LandmarkFitter:
         camera: PerspectiveCamera,
         confidence: np.ndarray | None = None,
         init: FitStart | None = None,
+        prior_targets: np.ndarray | None = None,
+        prior_weight: float = 0.0,
     ) -> LandmarkFit:
         """Fit pose, identity and expression to one face's 2-D landmarks.
 
@@ -423,6 +470,10 @@ class LandmarkFitter:
             confidence: ``(L,)`` weights in [0, 1] (default 1).
             init: where to start: anything with ``identity``, ``expression``, ``rotation`` and ``translation``
                 (a previous :class:`LandmarkFit`, the previous video frame, a regressor's estimate).
+            prior_targets: ``(L, 2)`` px, a second position for each landmark (in video: where the optical flow
+                carries the previous frame's fitted landmarks), pulled to with ``prior_weight`` (relative to a
+                landmark of confidence 1): ``sum_i w ||pi_i - p_i||^2 / s^2`` joins the energy. Non-finite rows
+                are left out.
 
         Returns:
             A :class:`LandmarkFit`.
@@ -432,7 +483,7 @@ class LandmarkFitter:
         """
         focal, cx, cy = camera.pinhole()
         with _blas_single_thread():
-            return self._fit(landmarks, focal, cx, cy, confidence, init)
+            return self._fit(landmarks, focal, cx, cy, confidence, init, prior_targets, prior_weight)
 
     def _normal_equations(
         self,
@@ -494,6 +545,34 @@ class LandmarkFitter:
         dist2[along <= 0] = np.inf
         return np.argmin(dist2, axis=0)
 
+    def _new_rows(self) -> _LandmarkRows:
+        """The landmarks' tables before the first pose is known (no pose cell, contours unslid)."""
+        targets = self.targets
+        return _LandmarkRows(
+            vertex_indices=targets.vertex_indices.copy(), triangles=targets.triangles.copy(),
+            weights=np.asarray(targets.weights, dtype=np.float64).copy(), mean=self._fixed.mean.copy(),
+            basis=self._fixed_basis32.copy(),
+        )  # fmt: skip
+
+    def _update_rows(self, rows: _LandmarkRows, coeffs: np.ndarray, rotation: np.ndarray, translation: np.ndarray,
+                     points: np.ndarray, focal: float, cx: float, cy: float) -> None:  # fmt: skip
+        """Before a step: the landmarks where the detector puts them at the current head pose, and the contours
+        slid to ``points (L, 2)`` px (a step whose pose changes cell is judged by the points it started with)."""
+        new_cell = self._cell(rotation, translation)
+        if new_cell != rows.cell:
+            rows.cell, posed = new_cell, self._posed_rows
+            rows.triangles[posed], rows.weights[posed], rows.mean[posed], rows.basis[posed] = self._cell_table(new_cell)
+            rows.vertex_indices[posed] = rows.triangles[posed][np.arange(len(posed)), rows.weights[posed].argmax(1)]
+        if self._candidates is not None and self.targets.contour.any():
+            contour = np.flatnonzero(self.targets.contour)
+            best = self._slide(coeffs, rotation, translation, points[contour], focal, cx, cy)
+            candidates = self.targets.contour_candidates[best]
+            rows.vertex_indices[contour] = candidates
+            rows.triangles[contour] = candidates[:, None]
+            rows.weights[contour] = (1.0, 0.0, 0.0)
+            rows.mean[contour] = self._candidates.mean[best]
+            rows.basis[contour] = self._candidate_basis32[best]
+
     def project(
         self,
         landmarks: np.ndarray,
@@ -532,6 +611,8 @@ class LandmarkFitter:
         cy: float,
         confidence: np.ndarray | None,
         init: FitStart | None,
+        prior_targets: np.ndarray | None = None,
+        prior_weight: float = 0.0,
     ) -> LandmarkFit:
         model, targets, config = self.model, self.targets, self.config
         L = len(targets.vertex_indices)
@@ -543,21 +624,25 @@ class LandmarkFitter:
         check_shape(conf, "confidence", (L,))
         # The priors are tuned for 68 independent landmarks; denser schemes are strongly correlated, so their
         # total weight is kept at 68 landmarks' worth.
+        detected = np.asarray(landmarks, np.float64)
+        size = float(np.sqrt(np.prod(np.ptp(detected, axis=0)) + 1e-9))  # face size in px
+        f2d = detected
+        if prior_targets is not None and prior_weight > 0.0:
+            # Two quadratic pulls on one point are one pull to their weighted mean with the summed weight (the
+            # energy differs by a constant).
+            check_shape(prior_targets, "prior_targets", (L, 2))
+            pulled = np.isfinite(prior_targets).all(axis=1)
+            both = conf + prior_weight * pulled
+            f2d = np.where(pulled[:, None], (conf[:, None] * detected + prior_weight * np.nan_to_num(prior_targets))
+                           / np.maximum(both, 1e-12)[:, None], detected)  # fmt: skip
+            conf = both
         conf = conf * (REFERENCE_LANDMARK_COUNT / L)
-        f2d = np.asarray(landmarks, np.float64)
         k_id = self.identity_modes
         k_exp = model.expression_count
         K = k_id + k_exp
-        fixed = self._fixed
-        candidates = self._candidates
-        contour = np.flatnonzero(targets.contour) if candidates is not None else np.zeros(0, np.int64)
-        vertex_indices = targets.vertex_indices.copy()
-        triangles = targets.triangles.copy()
-        weights = np.asarray(targets.weights, dtype=np.float64).copy()
-        mean = fixed.mean.copy()
-        basis = self._fixed_basis32.copy()
+        table = self._new_rows()
+        mean, basis = table.mean, table.basis
 
-        size = float(np.sqrt(np.prod(np.ptp(f2d, axis=0)) + 1e-9))  # face size in px
         coeffs = np.zeros(K)
         if init is not None:
             coeffs[:k_id] = np.asarray(init.identity, np.float64)[:k_id]
@@ -573,29 +658,15 @@ class LandmarkFitter:
                 free[6 + k_id + model.expression_index(name)] = False
         lam = config.damping
         history: list[float] = []
+        normal_matrix = None
 
         def energy(rot: np.ndarray, trans: np.ndarray, c: np.ndarray, w: np.ndarray) -> float:
             cam = (mean + _apply_basis(basis, c)) @ rot.T + trans
             r = (_project(cam, focal, cx, cy) - f2d) / size
             return float(np.sum(w[:, None] * r * r) + np.sum(prior * c * c))
 
-        cell = None
         for _ in range(config.iterations):
-            # The landmarks where the detector puts them at the current head pose (like the contours' slide,
-            # between steps; a step whose pose changes cell is judged by the energy of the points it started with).
-            new_cell = self._cell(rotation, translation)
-            if new_cell != cell:
-                cell, rows = new_cell, self._posed_rows
-                triangles[rows], weights[rows], mean[rows], basis[rows] = self._cell_table(cell)
-                vertex_indices[rows] = triangles[rows][np.arange(len(rows)), weights[rows].argmax(1)]
-            if len(contour):
-                best = self._slide(coeffs, rotation, translation, f2d[contour], focal, cx, cy)
-                vertex_indices[contour] = targets.contour_candidates[best]
-                triangles[contour] = targets.contour_candidates[best][:, None]
-                weights[contour] = (1.0, 0.0, 0.0)
-                mean[contour] = candidates.mean[best]
-                basis[contour] = self._candidate_basis32[best]
-
+            self._update_rows(table, coeffs, rotation, translation, f2d, focal, cx, cy)
             model_pts = mean + _apply_basis(basis, coeffs)  # (L, 3)
             cam = model_pts @ rotation.T + translation
             proj = _project(cam, focal, cx, cy)
@@ -610,6 +681,7 @@ class LandmarkFitter:
             H, g = self._normal_equations(model_pts, cam, rotation, basis, residual, w, focal, size)
             H[6:, 6:] += np.diag(prior)
             g[6:] += prior * coeffs
+            normal_matrix = H.copy()
             # Held unknowns: frozen expressions, and expression weights on a bound that the gradient pushes
             # outwards (an active set: a clipped step would rarely lower the energy).
             expr, expr_g = coeffs[k_id:], g[6 + k_id :]
@@ -642,7 +714,7 @@ class LandmarkFitter:
 
         cam = (mean + _apply_basis(basis, coeffs)) @ rotation.T + translation
         proj = _project(cam, focal, cx, cy)
-        identity = np.zeros(model.identity_count)
+        identity = np.zeros(model.identity_count) if self.fixed_identity is None else self.fixed_identity.copy()
         identity[:k_id] = coeffs[:k_id]
         return LandmarkFit(
             identity=identity,
@@ -650,13 +722,14 @@ class LandmarkFitter:
             rotation=rotation,
             translation=translation,
             focal=float(focal),
-            vertex_indices=vertex_indices,
-            triangles=triangles,
-            weights=weights,
+            vertex_indices=table.vertex_indices,
+            triangles=table.triangles,
+            weights=table.weights,
             projected=proj,
-            residual_px=np.linalg.norm(proj - f2d, axis=1),
+            residual_px=np.linalg.norm(proj - detected, axis=1),
             iterations=len(history),
             history=tuple(history) + ((final_energy,) if history and history[-1] != final_energy else ()),
+            normal_matrix=normal_matrix,
         )
 
 

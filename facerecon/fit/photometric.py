@@ -129,7 +129,7 @@ def fit_photometric(
     size = float(np.sqrt(np.prod(np.ptp(landmarks, axis=0)) + 1e-9))
 
     # Parameters.
-    identity = torch.tensor(start.identity, dtype=dtype, requires_grad=True)
+    identity = torch.tensor(start.identity, dtype=dtype, requires_grad=config.fit_identity)
     expression = torch.tensor(start.expression, dtype=dtype, requires_grad=True)
     rot0 = torch.tensor(start.rotation, dtype=dtype)
     omega = torch.zeros(3, dtype=dtype, requires_grad=True)
@@ -175,7 +175,7 @@ def fit_photometric(
 
     optimizer = torch.optim.Adam(
         [
-            {"params": [identity, expression], "lr": config.lr_shape},
+            {"params": [identity, expression] if config.fit_identity else [expression], "lr": config.lr_shape},
             {"params": [omega, dt], "lr": config.lr_pose},
             {"params": [sh], "lr": config.lr_light},
             {"params": [albedo], "lr": config.lr_albedo},

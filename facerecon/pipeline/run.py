@@ -364,7 +364,7 @@ class Reconstructor:
             fallback = albedo.albedo[:face_n] if sh is None else shade(albedo.albedo[None, :face_n], normals, sh[None])[0].clamp(0, 1)
             face_texture = self.baker.bake(photo, screen, cam, face.triangles, fallback).texture
         export_texture = paint_patches(face_texture, self.layout, albedo.skin_rgb)
-        export_mesh = self._export_mesh(geometry.vertices[0], estimate.expression, export_texture)
+        export_mesh = self.export_mesh(geometry.vertices[0], estimate.expression, export_texture)
         return TextureResult(face_texture, albedo_texture, completed, export_texture, export_mesh)
 
     def _details_stage(self, photo: torch.Tensor, estimate: FaceEstimate, geometry: FaceGeometry, albedo: AlbedoResult,
@@ -468,7 +468,7 @@ class Reconstructor:
             self._nearest[count] = torch.from_numpy(cKDTree(mean[:count]).query(mean[:face_n])[1])
         return self._nearest[count]
 
-    def _export_mesh(self, vertices: torch.Tensor, expression: torch.Tensor, texture: np.ndarray) -> Mesh:
+    def export_mesh(self, vertices: torch.Tensor, expression: torch.Tensor, texture: np.ndarray) -> Mesh:
         """The head mesh with the export UVs, the texture, and the expressions as morph targets."""
         base = self.model.to_mesh(vertices, submesh="head", expression=expression)
         uvs = self.layout.uvs.astype(np.float64)

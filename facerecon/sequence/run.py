@@ -1,0 +1,465 @@
+"""Reconstruct a video (every face track: one identity, animated) or a photo set of one person.
+
+Video: a first pass decodes the frames and tracks the faces (:func:`.tracking.track_faces`); each track long
+enough is fitted (:func:`.track_fit.fit_track`); with ``stages`` beyond landmarks a second pass reconstructs the
+track's keyframes with the identity held (light, albedo, texture) and fuses their textures; a last pass estimates
+each frame's light and draws ``overlay.mp4``. Files: ``OUT/track_<id>/`` per track (:func:`.person.write_person`)
+and ``OUT/overlay.mp4``.
+
+Photo set: every photo's largest face, one identity fitted to all of them jointly, each photo reconstructed with
+it held, the texture fused from all views; files in ``OUT/`` as for a track (without the animation) and each
+photo's own outputs in ``OUT/<photo>/``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from facerecon.core.errors import NoFaceError
+from facerecon.core.timing import timed
+from facerecon.detect.types import Detection
+from facerecon.fit.joint import ViewLandmarks, fit_shared_identity
+from facerecon.fit.landmarks import LandmarkFitter, mediapipe478_targets
+from facerecon.geometry.camera import PerspectiveCamera
+from facerecon.geometry.mesh_ops import vertex_normals
+from facerecon.models.face_model import FaceModel
+from facerecon.pipeline.options import ReconstructOptions
+from facerecon.pipeline.run import Reconstructor, photo_camera
+from facerecon.render.images import composite, display_light, to_uint8
+from facerecon.render.sample import sample_image
+from facerecon.render.scene import Scene, render_scene
+from facerecon.render.sh import estimate_sh
+from facerecon.sequence.person import (
+    PersonPose,
+    fuse_textures,
+    nearest_detection,
+    person_reconstructor,
+    view_weight,
+    write_person,
+)
+from facerecon.sequence.track_fit import FrameFit, TrackFit, TrackFitConfig, fit_track
+from facerecon.sequence.tracking import FlowConfig, track_faces
+from facerecon.sequence.video import VideoWriter, probe_video, read_frames
+
+__all__ = ["PhotoSetResult", "TrackResult", "VideoOptions", "VideoResult", "reconstruct_photo_set", "reconstruct_video"]
+
+ProgressCallback = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """Settings of a video's reconstruction.
+
+    Attributes:
+        fps: frames per second to take (None: every frame); start_s, end_s: the time window, seconds.
+        stages: ``"landmarks"`` (tracking: identity, pose, expression; fastest) or ``"photometric"``/``"all"``
+            (adds the keyframes' light, albedo and texture, each frame's light).
+        overlay: write ``overlay.mp4``.
+        min_track_frames: shorter tracks are reported and skipped (a face glimpsed for a few frames).
+        track: the track fit's settings; flow: the optical flow's.
+        photo: the photo pipeline's options for the keyframes (texture size, details...).
+    """
+
+    fps: float | None = None
+    start_s: float | None = None
+    end_s: float | None = None
+    stages: str = "all"
+    overlay: bool = True
+    min_track_frames: int = 5
+    track: TrackFitConfig = field(default_factory=TrackFitConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    photo: ReconstructOptions = field(default_factory=lambda: ReconstructOptions(details=False, render_images=False))
+
+
+@dataclass(frozen=True)
+class TrackResult:
+    """A written track: its id, folder, frames, keyframes (frame indices), median landmark error (px)."""
+
+    track_id: int
+    folder: Path
+    frames: int
+    keyframes: tuple[int, ...]
+    landmark_error_px: float
+
+
+@dataclass(frozen=True)
+class VideoResult:
+    """A video's reconstruction: frames read, its written tracks, the tracks skipped and frames that failed (each
+    with a reason), and the seconds each phase took."""
+
+    path: Path
+    frames: int
+    fps: float
+    tracks: tuple[TrackResult, ...]
+    skipped_tracks: tuple[tuple[int, str], ...]
+    failed_frames: tuple[tuple[int, str], ...]
+    seconds: dict[str, float]
+    fits: tuple[TrackFit, ...] = ()
+
+
+@dataclass(frozen=True)
+class PhotoSetResult:
+    """A photo set's reconstruction: the folder, the photos used and those skipped (with reasons), the identity."""
+
+    folder: Path
+    photos: tuple[Path, ...]
+    skipped: tuple[tuple[Path, str], ...]
+    identity: np.ndarray
+
+
+def _dense_fitter(model: FaceModel, options: ReconstructOptions) -> LandmarkFitter:
+    if "mediapipe478" not in model.landmark_scheme_names:
+        raise RuntimeError("the model is not calibrated for MediaPipe's landmarks: load it with facerecon.load_model()")
+    return LandmarkFitter(model, mediapipe478_targets(model), options.landmark)
+
+
+def _selector(fitter: LandmarkFitter):
+    def select(det: Detection) -> tuple[np.ndarray, np.ndarray]:
+        return fitter.targets.select(det.landmarks), np.clip(fitter.targets.select(det.confidence[:, None])[:, 0], 0, 1)
+
+    return select
+
+
+def _frame_vertices(model: FaceModel, identity: np.ndarray, frames: list[FrameFit] | tuple[FrameFit, ...],
+                    submesh: str) -> torch.Tensor:  # fmt: skip
+    """``(T, V, 3)`` camera-space vertices of ``frames``, mm."""
+    ident = torch.as_tensor(identity, dtype=torch.float32)[None].expand(len(frames), -1)
+    expr = torch.as_tensor(np.stack([f.expression for f in frames]), dtype=torch.float32)
+    with torch.no_grad():
+        verts = model(ident, expr, submesh=submesh)
+    rot = torch.as_tensor(np.stack([f.rotation for f in frames]), dtype=torch.float32)
+    trans = torch.as_tensor(np.stack([f.translation for f in frames]), dtype=torch.float32)
+    return verts @ rot.transpose(1, 2) + trans[:, None]
+
+
+def _frame_light(photo: torch.Tensor, camera: PerspectiveCamera, cam: torch.Tensor, triangles: torch.Tensor,
+                 albedo: torch.Tensor) -> np.ndarray:  # fmt: skip
+    """``(9, 3)`` SH light of one frame: least squares over the face's vertices that face the camera and lie in
+    the frame, given the person's albedo ``(V, 3)``."""
+    normals = vertex_normals(cam[None], triangles)[0]
+    screen = camera.project_with_depth(cam[None])[0]
+    facing = -(normals * torch.nn.functional.normalize(cam, dim=-1)).sum(-1)
+    height, width = photo.shape[1:]
+    inside = (screen[:, 0] >= 0) & (screen[:, 0] <= width - 1) & (screen[:, 1] >= 0) & (screen[:, 1] <= height - 1)
+    weights = (facing.clamp(0, 1) * inside)[None]
+    observed = sample_image(photo[None], screen[None, :, :2])
+    return estimate_sh(normals[None], observed, albedo[None], weights, ridge=1e-3)[0].double().numpy()
+
+
+def reconstruct_video(
+    path: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    options: VideoOptions = VideoOptions(),
+    *,
+    model: FaceModel | None = None,
+    detector=None,
+    progress: ProgressCallback | None = None,
+) -> VideoResult:
+    """Reconstruct every face track of a video into ``output`` (see the module doc).
+
+    Raises:
+        VideoReadError, EmptyVideoError: the file cannot be decoded, or has no frames in the window.
+        NoFaceError: no face was tracked for ``min_track_frames`` frames.
+    """
+    from facerecon.detect.mediapipe_mesh import MediaPipeVideoDetector
+
+    if model is None:
+        from facerecon.pipeline.setup import load_model
+
+        model = load_model()
+    path, output = Path(path), Path(output)
+    info = probe_video(path)
+    fps = info.fps if options.fps is None else min(options.fps, info.fps)
+    seconds: dict[str, float] = {}
+    fitter = _dense_fitter(model, options.photo)
+    select = _selector(fitter)
+
+    def frames():
+        return read_frames(path, fps=options.fps, start_s=options.start_s, end_s=options.end_s)
+
+    expected = max(int(round(((options.end_s or info.duration_s) - (options.start_s or 0.0)) * fps)), 1)
+    with timed(seconds, "track"):
+        owned = detector is None
+        video_detector = MediaPipeVideoDetector() if owned else detector
+        try:
+            tracked = track_faces(frames(), video_detector, select, flow=options.flow,
+                                  progress=None if progress is None else (lambda n: progress("track", n, expected)))  # fmt: skip
+        finally:
+            if owned:
+                video_detector.close()
+    if tracked.frames == 0:
+        from facerecon.core.errors import EmptyVideoError
+
+        raise EmptyVideoError(f"{path}: no frames in the chosen window")
+    width, height = tracked.size
+    camera = photo_camera(np.zeros((height, width, 3), np.uint8), None, options.photo.default_focal_35mm)
+    skipped: list[tuple[int, str]] = []
+    fits: list[TrackFit] = []
+    tracks = []
+    with timed(seconds, "fit"):
+        for track in tracked.tracks:
+            if len(track) < options.min_track_frames:
+                skipped.append((track.track_id, f"seen in {len(track)} frames only (fewer than {options.min_track_frames})"))
+                continue
+            tracks.append(track)
+            fits.append(fit_track(fitter, track, camera, options.track))
+            if progress is not None:
+                progress("fit", len(fits), len(tracked.tracks))
+    if not fits:
+        raise NoFaceError(f"{path}: no face in the video" if not tracked.tracks else
+                          f"{path}: no face was followed for {options.min_track_frames} frames or more")  # fmt: skip
+    photometric = options.stages in ("photometric", "all")
+    # The keyframes' reconstructions with the identity held: light, albedo and textures to fuse.
+    people: list[dict] = []
+    still = None
+    try:
+        with timed(seconds, "texture"):
+            if photometric:
+                from facerecon.detect import create_detector
+
+                still = create_detector("mediapipe")
+            keyframe_at: dict[int, list[tuple[int, int]]] = {}
+            for k, (track, fit) in enumerate(zip(tracks, fits)):
+                rec = person_reconstructor(model, options.photo, fit.identity, still) if photometric else Reconstructor(
+                    model, options.photo, detector=still or _NoDetector(), estimator=_NoEstimator())  # fmt: skip
+                people.append({"rec": rec, "views": [], "weights": []})
+                for position in fit.keyframes if photometric else ():
+                    keyframe_at.setdefault(int(track.frame_indices[position]), []).append((k, position))
+            if keyframe_at:
+                for frame in frames():
+                    for k, position in keyframe_at.get(int(frame.index), []):
+                        _keyframe(people[k], frame.image, tracks[k], fits[k], position, camera, select)
+            for person in people:
+                if person["views"]:
+                    fused = fuse_textures([r.textures.texture for r in person["views"]], person["weights"],
+                                          [r.textures.albedo for r in person["views"]]
+                                          if all(r.textures.albedo is not None for r in person["views"]) else None)  # fmt: skip
+                    person["fused"] = fused
+                    albedos = torch.stack([torch.as_tensor(r.mesh.albedo, dtype=torch.float32) for r in person["views"]])
+                    person["albedo"] = albedos.mean(0)
+        # Last pass: each frame's light and the overlay.
+        with timed(seconds, "write"):
+            lights = _last_pass(model, frames(), tracks, fits, people, camera, options, output, fps, (width, height),
+                                progress, tracked.frames)  # fmt: skip
+            results = []
+            for k, (track, fit) in enumerate(zip(tracks, fits)):
+                person = people[k]
+                fused = person.get("fused")
+                keyframe_indices = {int(track.frame_indices[p]) for p in fit.keyframes}
+                poses = [
+                    PersonPose(time_s=float(track.times_s[t]), rotation=f.rotation, translation=f.translation,
+                               expression=f.expression, landmark_error_px=f.landmark_error_px,
+                               sh=lights.get((k, t)),
+                               extra={"frame": int(track.frame_indices[t]), "keyframe": int(track.frame_indices[t]) in keyframe_indices})
+                    for t, f in enumerate(fit.frames)
+                ]  # fmt: skip
+                folder = write_person(
+                    output / f"track_{track.track_id}", person["rec"], fit.identity, poses,
+                    None if fused is None else fused.texture, albedo=None if fused is None else fused.albedo, fps=fps,
+                    image_size=(width, height),
+                    info={"video": str(path), "track_id": track.track_id, "fps": fps,
+                          "keyframes": sorted(keyframe_indices), "stages": options.stages},
+                )  # fmt: skip
+                errors = [f.landmark_error_px for f in fit.frames]
+                results.append(TrackResult(track.track_id, folder, len(track), tuple(sorted(keyframe_indices)),
+                                           float(np.median(errors))))  # fmt: skip
+    finally:
+        if still is not None:
+            still.close()
+    return VideoResult(path, tracked.frames, fps, tuple(results), tuple(skipped), tracked.failed, seconds, tuple(fits))
+
+
+class _NoDetector:
+    """Stands in for a detector where a :class:`Reconstructor` only writes files."""
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+class _NoEstimator:
+    name = "none"
+
+    def estimate(self, *args, **kwargs):
+        raise RuntimeError("this reconstructor only writes files")
+
+    def close(self) -> None:
+        pass
+
+
+def _keyframe(person: dict, image: np.ndarray, track, fit: TrackFit, position: int, camera: PerspectiveCamera, select) -> None:
+    """Reconstruct one keyframe with the person's identity held; keep it and how well it sees each texel."""
+    rec: Reconstructor = person["rec"]
+    detections = rec.detector.detect(image)
+    detection = nearest_detection(detections, track.landmarks[position], select)
+    if detection is None:
+        return
+    frame = fit.frames[position]
+    start = _Start(fit.identity, frame.expression, frame.rotation, frame.translation)
+    try:
+        reconstruction = rec.reconstruct_face(image, detection, name=f"frame_{int(track.frame_indices[position])}",
+                                              init=start)  # fmt: skip
+    except NoFaceError:
+        return
+    person["views"].append(reconstruction)
+    person["weights"].append(view_weight(rec, image, reconstruction))
+
+
+@dataclass(frozen=True)
+class _Start:
+    identity: np.ndarray
+    expression: np.ndarray
+    rotation: np.ndarray
+    translation: np.ndarray
+
+
+def _last_pass(model, frames, tracks, fits, people, camera, options, output, fps, size, progress, total) -> dict:
+    """Each frame's light (SH per track and frame, when the person has an albedo) and ``overlay.mp4``."""
+    lights: dict[tuple[int, int], np.ndarray] = {}
+    want_light = any("albedo" in p for p in people)
+    if not options.overlay and not want_light:
+        return lights
+    head = model.submesh("head")
+    at_frame: dict[int, list[tuple[int, int]]] = {}
+    for k, track in enumerate(tracks):
+        for t, index in enumerate(track.frame_indices):
+            at_frame.setdefault(int(index), []).append((k, t))
+    cam_camera = camera.to(dtype=torch.float32)
+    grey = torch.full((head.vertex_count, 3), 0.75)
+    writer = VideoWriter(output / "overlay.mp4", fps, size) if options.overlay else None
+    done = 0
+    try:
+        for frame in frames:
+            photo = torch.from_numpy(frame.image).permute(2, 0, 1).float() / 255.0
+            shown = photo[None]
+            for k, t in at_frame.get(int(frame.index), []):
+                fit = fits[k]
+                cam = _frame_vertices(model, fit.identity, [fit.frames[t]], "head")[0]
+                if "albedo" in people[k]:
+                    albedo = people[k]["albedo"]
+                    n = len(albedo)
+                    sub = model.submesh(options.photo.photometric.fit_region)
+                    lights[(k, t)] = _frame_light(photo, cam_camera, cam[:n], sub.triangles, albedo)
+                if writer is not None:
+                    shown = _draw_head(shown, cam, head.triangles, camera, grey)
+            if writer is not None:
+                writer.write(to_uint8(shown)[0])
+            done += 1
+            if progress is not None:
+                progress("write", done, total)
+        if writer is not None:
+            writer.close()
+            writer = None
+    finally:
+        if writer is not None:
+            writer.__exit__(RuntimeError, RuntimeError("interrupted"), None)
+    return lights
+
+
+def _draw_head(image: torch.Tensor, cam: torch.Tensor, triangles: torch.Tensor, camera: PerspectiveCamera,
+               albedo: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    """``image (1, 3, H, W)`` with the head ``cam (V, 3)`` mm drawn over it, grey-shaded, rendered only in the
+    head's box (a frame of a video costs the head's pixels, not the frame's)."""
+    focal, cx, cy = camera.pinhole()
+    height, width = image.shape[2:]
+    uv = camera.to(dtype=cam.dtype).project(cam[None])[0]
+    lo = torch.floor(uv.min(0).values).clamp(min=0).long()
+    hi = torch.ceil(uv.max(0).values).long() + 1
+    x0, y0 = int(lo[0]), int(lo[1])
+    x1, y1 = min(int(hi[0]), width), min(int(hi[1]), height)
+    if x1 - x0 < 2 or y1 - y0 < 2 or bool((cam[:, 2] <= 0).any()):
+        return image
+    crop = PerspectiveCamera.square(focal, (cx - x0, cy - y0), x1 - x0, y1 - y0, dtype=torch.float32)
+    out = render_scene(Scene(cam[None], triangles, crop, albedo=albedo, sh=display_light(1), shading="vertex"))
+    image = image.clone()
+    image[:, :, y0:y1, x0:x1] = composite(out.image, out.coverage, image[:, :, y0:y1, x0:x1], opacity=0.7)
+    return image
+
+
+def reconstruct_photo_set(
+    paths: list[str | os.PathLike[str]],
+    output: str | os.PathLike[str],
+    options: ReconstructOptions = ReconstructOptions(),
+    *,
+    model: FaceModel | None = None,
+    outputs: tuple[str, ...] | None = None,
+    names: list[str] | None = None,
+    on_skip: Callable[[Path, str], None] | None = None,
+) -> PhotoSetResult:
+    """Fit one identity to the largest face of every photo, reconstruct each photo with it held, and fuse one
+    texture from all of them (see the module doc). Photos that cannot be read or show no face are reported
+    (``on_skip``) and left out. Each photo's own files go to ``output / name`` (``names``: default the stems).
+
+    Raises:
+        NoFaceError: no photo of the set shows a face.
+    """
+    from facerecon.core.errors import ImageReadError
+    from facerecon.detect import check_detectable, create_detector
+    from facerecon.io.image import read_image_with_info
+    from facerecon.pipeline.outputs import DEFAULT_OUTPUTS
+
+    if model is None:
+        from facerecon.pipeline.setup import load_model
+
+        model = load_model()
+    output = Path(output)
+    fitter = _dense_fitter(model, options)
+    select = _selector(fitter)
+    names = [Path(p).stem for p in paths] if names is None else list(names)
+    if len(names) != len(paths) or len(set(names)) != len(names):
+        raise ValueError("names: expected one distinct name per photo")
+    views, used, used_names, skipped = [], [], [], []
+    detector = create_detector("mediapipe")
+    try:
+        for path, name in zip(map(Path, paths), names):
+            try:
+                image_info = read_image_with_info(path, max_side=options.max_image_side)
+                check_detectable(image_info.image, path.name)
+                detections = detector.detect(image_info.image)
+                if not detections:
+                    raise NoFaceError(f"{path}: no face found")
+            except (ImageReadError, NoFaceError) as err:
+                skipped.append((path, str(err)))
+                if on_skip is not None:
+                    on_skip(path, str(err))
+                continue
+            detection = max(detections, key=lambda d: d.area)
+            landmarks, confidence = select(detection)
+            camera = photo_camera(image_info.image, image_info.focal_35mm, options.default_focal_35mm)
+            views.append((image_info, detection, ViewLandmarks(landmarks, camera, confidence)))
+            used.append(path)
+            used_names.append(name)
+        if not views:
+            raise NoFaceError(f"no face in any photo of the set ({len(skipped)} photos)")
+        joint = fit_shared_identity(fitter, [v for _, _, v in views])
+        rec = person_reconstructor(model, options, joint.identity, detector)
+        reconstructions, weights, poses = [], [], []
+        for i, ((image_info, detection, _), path, name, start) in enumerate(zip(views, used, used_names, joint.views)):
+            reconstruction = rec.reconstruct_face(image_info.image, detection, name=name, focal_35mm=image_info.focal_35mm,
+                                                  init=_Start(joint.identity, start.expression, start.rotation, start.translation))  # fmt: skip
+            reconstruction.save(output / name, outputs or DEFAULT_OUTPUTS)
+            reconstructions.append(reconstruction)
+            weights.append(view_weight(rec, image_info.image, reconstruction))
+            poses.append(PersonPose(float(i), reconstruction.pose.rotation, reconstruction.pose.translation,
+                                    reconstruction.coefficients.expression, reconstruction.fit.landmark_error_px,
+                                    sh=reconstruction.coefficients.sh, extra={"photo": str(path), "folder": name}))  # fmt: skip
+        albedos = [r.textures.albedo for r in reconstructions]
+        fused = fuse_textures([r.textures.texture for r in reconstructions], weights,
+                              albedos if all(a is not None for a in albedos) else None)  # fmt: skip
+        first = views[0][0].image
+        write_person(output, rec, joint.identity, poses, fused.texture, albedo=fused.albedo, fps=None,
+                     image_size=(first.shape[1], first.shape[0]),
+                     info={"photos": [str(p) for p in used], "skipped": {str(p): r for p, r in skipped},
+                           "landmark_error_px": [float(np.median(v.residual_px)) for v in joint.views]})  # fmt: skip
+    finally:
+        detector.close()
+    return PhotoSetResult(output, tuple(used), tuple(skipped), joint.identity)
+
