@@ -429,11 +429,17 @@ class LandmarkFitter:
         # Pose-dependent landmarks (all but the contours): their tables per pose cell, built on first use.
         self._posed_rows = np.flatnonzero(~targets.contour) if targets.poses is not None else np.zeros(0, np.int64)
         self._cell_tables: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._tables_from: LandmarkFitter | None = None  # the general fitter a person's tables derive from
 
-    def for_person(self, identity: np.ndarray) -> LandmarkFitter:
+    def for_person(self, identity: np.ndarray, config: LandmarkFitConfig | None = None) -> LandmarkFitter:
         """A fitter of the same landmarks for one known person: ``identity (K_id,)`` is held, pose and expression
-        are fitted (6 + K_exp unknowns instead of 6 + K_id + K_exp: the frames of a video after its identity fit)."""
-        return LandmarkFitter(self.model, self.targets, self.config, identity=identity)
+        are fitted (6 + K_exp unknowns instead of 6 + K_id + K_exp: the frames of a video after its identity fit).
+        Its pose cells' tables come from this fitter's (the identity's share added to their means), so a person
+        costs no new tables when ``identity`` has no modes beyond this fitter's ``identity_modes``."""
+        person = LandmarkFitter(self.model, self.targets, config or self.config, identity=identity)
+        if self.fixed_identity is None and not np.any(person.fixed_identity[self.identity_modes :]):
+            person._tables_from = self
+        return person
 
     def _cell(self, rotation: np.ndarray, translation: np.ndarray) -> tuple[int, int] | None:
         """The pose cell of a head pose as the camera sees it (None without a pose table)."""
@@ -443,6 +449,13 @@ class LandmarkFitter:
 
     def _cell_table(self, cell: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``(triangles, weights, mean, basis32)`` of the posed landmarks in a pose cell."""
+        if cell not in self._cell_tables and self._tables_from is not None:
+            # A known person's table from the general one: the identity's share is linear in the coefficients.
+            triangles, weights, mean, basis32 = self._tables_from._cell_table(cell)
+            k_id = self._tables_from.identity_modes
+            ident = self.fixed_identity[:k_id]
+            mean = mean + basis32[..., :k_id].astype(np.float64) @ ident
+            self._cell_tables[cell] = (triangles, weights, mean, np.ascontiguousarray(basis32[..., k_id:]))
         if cell not in self._cell_tables:
             rows, poses = self._posed_rows, self.targets.poses
             triangles = poses.triangles[cell][rows].numpy()

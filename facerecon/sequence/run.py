@@ -45,7 +45,7 @@ from facerecon.sequence.person import (
 )
 from facerecon.sequence.track_fit import FrameFit, TrackFit, TrackFitConfig, fit_track
 from facerecon.sequence.tracking import FlowConfig, track_faces
-from facerecon.sequence.video import VideoWriter, probe_video, read_frames
+from facerecon.sequence.video import VideoWriter, probe_video, read_ahead, read_frames
 
 __all__ = ["PhotoSetResult", "TrackResult", "VideoOptions", "VideoResult", "reconstruct_photo_set", "reconstruct_video"]
 
@@ -181,7 +181,7 @@ def reconstruct_video(
     select = _selector(fitter)
 
     def frames():
-        return read_frames(path, fps=options.fps, start_s=options.start_s, end_s=options.end_s)
+        return read_ahead(read_frames(path, fps=options.fps, start_s=options.start_s, end_s=options.end_s))
 
     expected = max(int(round(((options.end_s or info.duration_s) - (options.start_s or 0.0)) * fps)), 1)
     with timed(seconds, "track"):

@@ -23,10 +23,9 @@ from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
+import scipy.linalg
 import scipy.sparse
-import scipy.sparse.linalg
 
-from facerecon.fit.config import LandmarkFitConfig
 from facerecon.fit.joint import ViewLandmarks, fit_shared_identity
 from facerecon.fit.landmarks import LandmarkFit, LandmarkFitter, viewed_pitch_yaw
 from facerecon.geometry.camera import PerspectiveCamera
@@ -60,12 +59,13 @@ class TrackFitConfig:
     """
 
     keyframes: int = 8
-    candidates: int = 40
+    candidates: int = 24
     joint_iterations: int = 6
     frame_iterations: int = 2
-    flow_weight: float = 1.0
+    flow_weight: float = 0.3
     smoothness: float = 136.0
     expression_smoothing: float = 1.0
+    robust_smoothing: float | None = 1.5
 
     def __post_init__(self) -> None:
         for name in ("keyframes", "candidates", "joint_iterations", "frame_iterations"):
@@ -170,8 +170,7 @@ def fit_track(fitter: LandmarkFitter, track: TrackLandmarks, camera: Perspective
         iterations=config.joint_iterations,
     )  # fmt: skip
     # 2. Every frame: pose and expression of the known person, warm-started, with the flow term.
-    person = LandmarkFitter(model, fitter.targets, _with_iterations(fitter.config, config.frame_iterations),
-                            identity=joint.identity)  # fmt: skip
+    person = fitter.for_person(joint.identity, replace(fitter.config, iterations=config.frame_iterations))
     frame_fits: list[LandmarkFit] = []
     start = joint.views[chosen.index(0)] if 0 in keyframes else fits[0]
     for t in range(T):
@@ -187,16 +186,12 @@ def fit_track(fitter: LandmarkFitter, track: TrackLandmarks, camera: Perspective
         return TrackFit(track.track_id, joint.identity, keyframes, raw, raw)
     # 3. The smoother; each frame's landmark error again at its smoothed pose and expression.
     smoothed = []
-    for t, frame in enumerate(smooth_track(frame_fits, config.smoothness, config.expression_smoothing)):
+    for t, frame in enumerate(smooth_track(frame_fits, config.smoothness, config.expression_smoothing, config.robust_smoothing)):
         projected = person.project(track.landmarks[t], identity=joint.identity, expression=frame.expression,
                                    rotation=frame.rotation, translation=frame.translation, camera=camera)  # fmt: skip
         error = float(np.median(np.linalg.norm(projected - track.landmarks[t], axis=1)))
         smoothed.append(FrameFit(frame.rotation, frame.translation, frame.expression, error))
     return TrackFit(track.track_id, joint.identity, keyframes, tuple(smoothed), raw)
-
-
-def _with_iterations(config: LandmarkFitConfig, iterations: int) -> LandmarkFitConfig:
-    return replace(config, iterations=iterations)
 
 
 def _frame(fit: LandmarkFit) -> FrameFit:
@@ -208,7 +203,19 @@ def _head_rotvec(rotation: np.ndarray) -> np.ndarray:
     return cv2.Rodrigues(np.asarray(FLIP_YZ).T @ rotation)[0].reshape(3)
 
 
-def smooth_track(fits: list[LandmarkFit], smoothness: float, expression_share: float = 1.0) -> list[FrameFit]:
+def _solve_banded(system: scipy.sparse.spmatrix, rhs: np.ndarray, bandwidth: int) -> np.ndarray:
+    """Solve the symmetric positive definite ``system`` whose entries lie within ``bandwidth`` of the diagonal
+    (consecutive frames' blocks: ``2 P`` for second differences) by a banded Cholesky factorisation: linear in the
+    frames, where a general sparse solver fills in."""
+    upper = scipy.sparse.triu(system).tocoo()
+    n = system.shape[0]
+    banded = np.zeros((bandwidth + 1, n))
+    banded[bandwidth + upper.row - upper.col, upper.col] = upper.data
+    return scipy.linalg.solveh_banded(banded, rhs)
+
+
+def smooth_track(fits: list[LandmarkFit], smoothness: float, expression_share: float = 1.0, robust: float | None = None,
+                 robust_rounds: int = 3) -> list[FrameFit]:  # fmt: skip
     """Zero-phase smoothing of consecutive frames' poses and expressions (see the module doc).
 
     Minimises ``sum_t d_t^T H_t d_t + smoothness * sum_t || D (s_{t+1} - 2 s_t + s_{t-1}) ||^2`` over the
@@ -239,10 +246,25 @@ def smooth_track(fits: list[LandmarkFit], smoothness: float, expression_share: f
     blocks = [scipy.sparse.csr_matrix(np.asarray(f.normal_matrix)) for f in fits]
     data = scipy.sparse.block_diag(blocks, format="csr")
     second = scipy.sparse.diags([1.0, -2.0, 1.0], [0, 1, 2], shape=(T - 2, T))
-    weights = scipy.sparse.kron(second, scipy.sparse.diags(scale), format="csr")  # (P (T-2), P T)
-    system = (data + smoothness * (weights.T @ weights)).tocsc()
-    rhs = -smoothness * (weights.T @ (weights @ state.reshape(-1)))
-    step = scipy.sparse.linalg.spsolve(system, rhs).reshape(T, P)
+    acceleration = scipy.sparse.kron(second, scipy.sparse.diags(scale), format="csr")  # (P (T-2), P T)
+    row_weight = np.ones((T - 2, P))
+    groups = (slice(0, 6), slice(6, P))
+    step = np.zeros(T * P)
+    for _ in range(1 + (robust_rounds if robust is not None else 0)):
+        weighted = scipy.sparse.diags(np.sqrt(row_weight).reshape(-1)) @ acceleration
+        system = data + smoothness * (weighted.T @ weighted)
+        rhs = -smoothness * (weighted.T @ (weighted @ state.reshape(-1)))
+        step = _solve_banded(system, rhs, 2 * P)
+        if robust is None:
+            break
+        # Huber weights per frame on the pose's and the expression's acceleration: a real start or stop of a
+        # motion (an acceleration well above the track's typical one) is penalised less than jitter.
+        accel = (acceleration @ (state.reshape(-1) + step)).reshape(T - 2, P)
+        for group in groups:
+            size = np.linalg.norm(accel[:, group], axis=1)
+            bound = robust * max(float(np.median(size)), 1e-12)
+            row_weight[:, group] = np.minimum(1.0, bound / np.maximum(size, 1e-12))[:, None]
+    step = step.reshape(T, P)
     out = []
     for fit, d in zip(fits, step):
         rotation = fit.rotation @ cv2.Rodrigues(d[:3].reshape(3, 1))[0]

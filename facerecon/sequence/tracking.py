@@ -27,9 +27,9 @@ class FlowConfig:
         preset: DIS preset (``cv2.DISOPTICAL_FLOW_PRESET_*``).
     """
 
-    max_side: int = 192
+    max_side: int = 160
     margin: float = 0.25
-    preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
+    preset: int = cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST
 
 
 @dataclass

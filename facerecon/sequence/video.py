@@ -48,10 +48,12 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from queue import Full, Queue
 from types import ModuleType, TracebackType
 from typing import Any, NamedTuple, Self
 
@@ -68,6 +70,7 @@ __all__ = [
     "VideoWriter",
     "is_video_path",
     "probe_video",
+    "read_ahead",
     "read_frames",
 ]
 
@@ -690,3 +693,47 @@ class VideoWriter:
             with contextlib.suppress(Exception):
                 container.close()
         self._stack.__exit__(kind, error, trace)
+
+
+def read_ahead(frames: Iterable[VideoFrame], depth: int = 8) -> Iterator[VideoFrame]:
+    """The frames of ``frames``, decoded ``depth`` frames ahead in a background thread (FFmpeg decodes without
+    Python's lock, so decoding runs beside the consumer's work on a second core). Errors come out where they
+    happened, after the frames decoded before them; stopping early stops the thread."""
+    if depth < 1:
+        raise ValueError(f"depth: expected at least 1, got {depth!r}")
+    queue: Queue = Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(item: object) -> bool:
+        """Queue ``item`` unless the consumer stopped; False when it did."""
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for frame in frames:
+                if not put(frame):
+                    return
+            put(done)
+        except BaseException as err:  # handed to the consumer, raised there in order
+            put(err)
+
+    thread = threading.Thread(target=produce, name="facerecon-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = queue.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5.0)

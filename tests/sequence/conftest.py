@@ -165,3 +165,50 @@ def avi_clip(clips_dir: Path, obama_frames: list[np.ndarray]) -> Clip:
 def mov_clip(clips_dir: Path, obama_frames: list[np.ndarray]) -> Clip:
     """obama's first 10 frames at 640 x 360 as H.264 in QuickTime MOV."""
     return _container_clip(clips_dir, obama_frames, ".mov")
+
+
+#: The known motion of :func:`moving_photo_clip`: the photo's offset in frame t, px (x, y).
+def moving_offset(t: np.ndarray | int) -> np.ndarray:
+    t = np.asarray(t, np.float64)
+    return np.stack([24.0 * np.sin(2 * np.pi * t / 25.0), 10.0 * np.sin(2 * np.pi * t / 18.0 + 1.0)], -1)
+
+
+@pytest.fixture(scope="session")
+def moving_photo_clip(clips_dir: Path, shared_dir: Path) -> Clip:
+    """50 frames (480 x 480, 25 frames/s) of a still portrait (``faces/prnet-4.jpg``) sliding by the known offset
+    :func:`moving_offset` (sub-pixel, bilinear): a face whose every motion is known, and whose only jitter is the
+    detector's."""
+    photo = cv2.imread(str(shared_dir / "data" / "faces" / "prnet-4.jpg"))[:, :, ::-1]
+    side = 480
+    scale = side / max(photo.shape[:2])
+    photo = cv2.resize(photo, (int(photo.shape[1] * scale), int(photo.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+    canvas = np.full((side, side, 3), 90, np.uint8)
+    y0, x0 = (side - photo.shape[0]) // 2, (side - photo.shape[1]) // 2
+    canvas[y0 : y0 + photo.shape[0], x0 : x0 + photo.shape[1]] = photo
+    images = []
+    for t in range(50):
+        dx, dy = moving_offset(t)
+        shift = np.float32([[1, 0, dx], [0, 1, dy]])
+        images.append(cv2.warpAffine(canvas, shift, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT))
+    return Clip(_write(clips_dir / "moving_photo.mp4", images), 50, CLIP_FPS, (side, side), (True,) * 50)
+
+
+@pytest.fixture(scope="session")
+def sequence_home(model_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A FACERECON_HOME with the model installed and calibrated for MediaPipe's landmarks (the production default)."""
+    import shutil
+
+    from facerecon.pipeline.setup import load_model
+
+    home = tmp_path_factory.mktemp("sequence-home")
+    shutil.copytree(model_home, home, dirs_exist_ok=True)
+    load_model(home=home, progress=False)
+    return home
+
+
+@pytest.fixture(scope="session")
+def sequence_model(sequence_home: Path):
+    """The calibrated model of :func:`sequence_home` (shared: tests must not modify it)."""
+    from facerecon.pipeline.setup import load_model
+
+    return load_model(home=sequence_home, progress=False)
