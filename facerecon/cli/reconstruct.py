@@ -13,8 +13,14 @@ folder, seconds) and ``OUT/summary.json``; running the same command again skips 
 that failed, unless ``--retry-failed``), so an interrupted or crashed run resumes. ``--workers N`` runs photos in N
 processes; ``--engine ray`` runs them as Ray tasks on a local instance or, with ``--address``, on a cluster.
 
+Videos among the inputs (mp4, mov, avi, webm, mkv, m4v) are reconstructed one after another into ``OUT/<stem>/``:
+every face tracked, one identity per track, each frame's pose and expression (and light), ``track_<id>/`` with an
+animated ``face.glb``, ``animation.csv`` (Live Link Face columns), ``params.jsonl``, ``person.json``, ``texture.png``
+and ``albedo.png``, and ``overlay.mp4``; ``--fps``, ``--start TIME``, ``--end TIME`` choose the frames.
+``--same-person`` takes the photos as one person (one identity, a fused texture; see :mod:`facerecon.cli.sequence`).
+
 Exit code: 0 when every image gave at least one face; when no image did and every failure has the same
-cause, that cause's code (IMAGE_READ, NO_FACE); otherwise PARTIAL. Every failed image or skipped face is
+cause, that cause's code (IMAGE_READ, NO_FACE, VIDEO_READ, VIDEO_EMPTY); otherwise PARTIAL. Every failed image or skipped face is
 reported on its own line and the batch goes on. Ctrl-C stops the run (exit 130) with the manifest consistent.
 """
 

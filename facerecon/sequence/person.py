@@ -27,7 +27,8 @@ from facerecon.pipeline.reconstruction import Reconstruction
 from facerecon.pipeline.run import Reconstructor
 from facerecon.texture.atlas import paint_patches
 
-__all__ = ["FusedTexture", "PersonPose", "fuse_textures", "person_reconstructor", "write_person"]
+__all__ = ["FusedTexture", "PersonPose", "expression_share", "fuse_textures", "person_reconstructor", "view_weight",
+           "write_person"]
 
 #: Fusion weight = (how head-on a view sees the texel) ** FUSION_SHARPNESS: the best-seen view dominates each
 #: texel, and where two views see it about as well their colours blend, so no seam shows where the best one changes.
@@ -84,6 +85,15 @@ def view_weight(rec: Reconstructor, image: np.ndarray, reconstruction: Reconstru
     photo = torch.from_numpy(image).permute(2, 0, 1).float() / 255.0
     screen = camera.project_with_depth(cam)
     return rec.baker.bake(photo, screen, cam, face.triangles, torch.zeros(n, 3)).weight
+
+
+def expression_share(model: FaceModel, expression: np.ndarray) -> float:
+    """How much a view counts in a fused texture for its expression, in [0.1, 1]: an open mouth or shut eyes show
+    teeth, the mouth's inside or eyelids where the neutral face's texture has lips and eyes, so such a view gives
+    way to a calmer one that sees the texel about as well (1 - the strongest of jawOpen and the blinks)."""
+    names = [n for n in ("jawOpen", "eyeBlink_L", "eyeBlink_R") if n in model.expression_names]
+    strongest = max((float(expression[model.expression_index(n)]) for n in names), default=0.0)
+    return float(np.clip(1.0 - strongest, 0.1, 1.0))
 
 
 def fuse_textures(textures: list[np.ndarray], weights: list[np.ndarray], albedos: list[np.ndarray] | None = None) -> FusedTexture:

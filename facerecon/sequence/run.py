@@ -28,6 +28,7 @@ from facerecon.fit.joint import ViewLandmarks, fit_shared_identity
 from facerecon.fit.landmarks import LandmarkFitter, mediapipe478_targets
 from facerecon.geometry.camera import PerspectiveCamera
 from facerecon.geometry.mesh_ops import vertex_normals
+from facerecon.io.atomic import atomic_directory
 from facerecon.models.face_model import FaceModel
 from facerecon.pipeline.options import ReconstructOptions
 from facerecon.pipeline.run import Reconstructor, photo_camera
@@ -39,6 +40,7 @@ from facerecon.sequence.person import (
     PersonPose,
     fuse_textures,
     nearest_detection,
+    expression_share,
     person_reconstructor,
     view_weight,
     write_person,
@@ -259,13 +261,13 @@ def reconstruct_video(
                                extra={"frame": int(track.frame_indices[t]), "keyframe": int(track.frame_indices[t]) in keyframe_indices})
                     for t, f in enumerate(fit.frames)
                 ]  # fmt: skip
-                folder = write_person(
-                    output / f"track_{track.track_id}", person["rec"], fit.identity, poses,
-                    None if fused is None else fused.texture, albedo=None if fused is None else fused.albedo, fps=fps,
-                    image_size=(width, height),
-                    info={"video": str(path), "track_id": track.track_id, "fps": fps,
-                          "keyframes": sorted(keyframe_indices), "stages": options.stages},
-                )  # fmt: skip
+                folder = output / f"track_{track.track_id}"
+                info = {"video": str(path), "track_id": track.track_id, "fps": fps,
+                        "keyframes": sorted(keyframe_indices), "stages": options.stages}  # fmt: skip
+                with atomic_directory(folder) as scratch:  # a track's folder appears whole or not at all
+                    write_person(scratch, person["rec"], fit.identity, poses, None if fused is None else fused.texture,
+                                 albedo=None if fused is None else fused.albedo, fps=fps, image_size=(width, height),
+                                 info=info)  # fmt: skip
                 errors = [f.landmark_error_px for f in fit.frames]
                 results.append(TrackResult(track.track_id, folder, len(track), tuple(sorted(keyframe_indices)),
                                            float(np.median(errors))))  # fmt: skip
@@ -310,7 +312,7 @@ def _keyframe(person: dict, image: np.ndarray, track, fit: TrackFit, position: i
     except NoFaceError:
         return
     person["views"].append(reconstruction)
-    person["weights"].append(view_weight(rec, image, reconstruction))
+    person["weights"].append(view_weight(rec, image, reconstruction) * expression_share(rec.model, frame.expression))
 
 
 @dataclass(frozen=True)
@@ -447,7 +449,8 @@ def reconstruct_photo_set(
                                                   init=_Start(joint.identity, start.expression, start.rotation, start.translation))  # fmt: skip
             reconstruction.save(output / name, outputs or DEFAULT_OUTPUTS)
             reconstructions.append(reconstruction)
-            weights.append(view_weight(rec, image_info.image, reconstruction))
+            weights.append(view_weight(rec, image_info.image, reconstruction)
+                           * expression_share(model, reconstruction.coefficients.expression))  # fmt: skip
             poses.append(PersonPose(float(i), reconstruction.pose.rotation, reconstruction.pose.translation,
                                     reconstruction.coefficients.expression, reconstruction.fit.landmark_error_px,
                                     sh=reconstruction.coefficients.sh, extra={"photo": str(path), "folder": name}))  # fmt: skip
