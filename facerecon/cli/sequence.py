@@ -127,7 +127,7 @@ def run_videos(args: argparse.Namespace, videos: list[str]) -> list[ExitCode]:
 def run_photo_set(args: argparse.Namespace, outputs: tuple[str, ...], options) -> ExitCode:
     """Reconstruct the photos of ``args.images`` as one person into ``OUT/``."""
     from facerecon.pipeline.inputs import collect_inputs
-    from facerecon.sequence.run import reconstruct_photo_set
+    from facerecon.sequence.photo_set import reconstruct_photo_set
 
     items = collect_inputs(args.images, exclude=args.output)
     if not items:

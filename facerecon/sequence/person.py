@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +15,7 @@ import torch
 from facerecon.core.check import check_shape
 from facerecon.detect.types import Detection
 from facerecon.estimate.fit import FitConfig, FitEstimator
+from facerecon.geometry.camera import PerspectiveCamera
 from facerecon.geometry.rotation import FLIP_YZ, camera_rotation_to_head_angles
 from facerecon.io.animation import FaceAnimation
 from facerecon.io.animation_csv import write_animation_csv
@@ -27,7 +28,7 @@ from facerecon.pipeline.reconstruction import Reconstruction
 from facerecon.pipeline.run import Reconstructor
 from facerecon.texture.atlas import paint_patches
 
-__all__ = ["FusedTexture", "PersonPose", "expression_share", "fuse_textures", "person_reconstructor", "view_weight",
+__all__ = ["FusedTexture", "PersonPose", "PoseStart", "expression_share", "refine_identity", "fuse_textures", "person_reconstructor", "view_weight",
            "write_person"]
 
 #: Fusion weight = (how head-on a view sees the texel) ** FUSION_SHARPNESS: the best-seen view dominates each
@@ -70,6 +71,45 @@ def person_reconstructor(model: FaceModel, options: ReconstructOptions, identity
     config = FitConfig(photometric=options.stages in ("photometric", "all"), max_fit_side=options.max_fit_side,
                        landmark=options.landmark, photometric_stage=options.photometric, start="pnp")  # fmt: skip
     return Reconstructor(model, options, detector=detector, estimator=FitEstimator(model, config, identity=identity))
+
+
+@dataclass(frozen=True)
+class PoseStart:
+    """Where a fit of one image of the person starts (anything the fit takes as ``init``)."""
+
+    identity: np.ndarray
+    expression: np.ndarray
+    rotation: np.ndarray
+    translation: np.ndarray
+
+
+def refine_identity(model: FaceModel, options: ReconstructOptions, views: list[tuple[np.ndarray, Detection, PerspectiveCamera]],
+                    starts: list[PoseStart]) -> np.ndarray:  # fmt: skip
+    """``(K_id,)`` the person's identity refined on the photos' colours: each view's photometric fit, started from the
+    joint landmark fit (``starts``), refines the identity on its own, and the person's is their mean.
+
+    Landmarks carry a bias that the views share (the detector's), which a joint landmark fit follows more closely
+    the more views agree; each photometric fit adds dense evidence of its own, and the mean keeps what the views
+    agree on. Without the photometric stage (``options.stages == "landmarks"``) the joint fit's identity is kept.
+    """
+    if options.stages == "landmarks":
+        return np.asarray(starts[0].identity, np.float64)
+    # The identity prior split over the views (each view's fit carries 1/F of it), so that the mean of the views'
+    # identities is, to first order, the joint maximum a posteriori one (equal Gaussians multiplied); the
+    # expression prior stays each view's own.
+    views_n = len(views)
+    landmark = replace(options.landmark, landmark_sigma=options.landmark.landmark_sigma / np.sqrt(views_n),
+                       expression_weight=options.landmark.expression_weight * views_n)  # fmt: skip
+    photometric = replace(options.photometric, identity_weight=options.photometric.identity_weight / views_n)
+    config = FitConfig(photometric=True, max_fit_side=options.max_fit_side, landmark=landmark,
+                       photometric_stage=photometric, start="pnp")  # fmt: skip
+    estimator = FitEstimator(model, config)
+    try:
+        identities = [estimator.estimate(image, detection, camera, init=start).identity.double().numpy()
+                      for (image, detection, camera), start in zip(views, starts)]  # fmt: skip
+    finally:
+        estimator.close()
+    return np.mean(identities, axis=0)
 
 
 def view_weight(rec: Reconstructor, image: np.ndarray, reconstruction: Reconstruction) -> np.ndarray:

@@ -1,14 +1,10 @@
-"""Reconstruct a video (every face track: one identity, animated) or a photo set of one person.
+"""Reconstruct a video: every face track one identity, its frames animated.
 
 Video: a first pass decodes the frames and tracks the faces (:func:`.tracking.track_faces`); each track long
 enough is fitted (:func:`.track_fit.fit_track`); with ``stages`` beyond landmarks a second pass reconstructs the
 track's keyframes with the identity held (light, albedo, texture) and fuses their textures; a last pass estimates
 each frame's light and draws ``overlay.mp4``. Files: ``OUT/track_<id>/`` per track (:func:`.person.write_person`)
 and ``OUT/overlay.mp4``.
-
-Photo set: every photo's largest face, one identity fitted to all of them jointly, each photo reconstructed with
-it held, the texture fused from all views; files in ``OUT/`` as for a track (without the animation) and each
-photo's own outputs in ``OUT/<photo>/``.
 """
 
 from __future__ import annotations
@@ -22,10 +18,9 @@ import numpy as np
 import torch
 
 from facerecon.core.errors import NoFaceError
+from facerecon.core.threads import compute_threads
 from facerecon.core.timing import timed
 from facerecon.detect.types import Detection
-from facerecon.fit.joint import ViewLandmarks, fit_shared_identity
-from facerecon.fit.landmarks import LandmarkFitter, mediapipe478_targets
 from facerecon.geometry.camera import PerspectiveCamera
 from facerecon.geometry.mesh_ops import vertex_normals
 from facerecon.io.atomic import atomic_directory
@@ -38,6 +33,7 @@ from facerecon.render.scene import Scene, render_scene
 from facerecon.render.sh import estimate_sh
 from facerecon.sequence.person import (
     PersonPose,
+    PoseStart,
     fuse_textures,
     nearest_detection,
     expression_share,
@@ -46,10 +42,10 @@ from facerecon.sequence.person import (
     write_person,
 )
 from facerecon.sequence.track_fit import FrameFit, TrackFit, TrackFitConfig, fit_track
-from facerecon.sequence.tracking import FlowConfig, track_faces
+from facerecon.sequence.tracking import FlowConfig, dense_fitter, landmark_selector, track_faces
 from facerecon.sequence.video import VideoWriter, probe_video, read_ahead, read_frames
 
-__all__ = ["PhotoSetResult", "TrackResult", "VideoOptions", "VideoResult", "reconstruct_photo_set", "reconstruct_video"]
+__all__ = ["TrackResult", "VideoOptions", "VideoResult", "reconstruct_video"]
 
 ProgressCallback = Callable[[str, int, int], None]  # (phase, done, total)
 
@@ -105,29 +101,6 @@ class VideoResult:
     fits: tuple[TrackFit, ...] = ()
 
 
-@dataclass(frozen=True)
-class PhotoSetResult:
-    """A photo set's reconstruction: the folder, the photos used and those skipped (with reasons), the identity."""
-
-    folder: Path
-    photos: tuple[Path, ...]
-    skipped: tuple[tuple[Path, str], ...]
-    identity: np.ndarray
-
-
-def _dense_fitter(model: FaceModel, options: ReconstructOptions) -> LandmarkFitter:
-    if "mediapipe478" not in model.landmark_scheme_names:
-        raise RuntimeError("the model is not calibrated for MediaPipe's landmarks: load it with facerecon.load_model()")
-    return LandmarkFitter(model, mediapipe478_targets(model), options.landmark)
-
-
-def _selector(fitter: LandmarkFitter):
-    def select(det: Detection) -> tuple[np.ndarray, np.ndarray]:
-        return fitter.targets.select(det.landmarks), np.clip(fitter.targets.select(det.confidence[:, None])[:, 0], 0, 1)
-
-    return select
-
-
 def _frame_vertices(model: FaceModel, identity: np.ndarray, frames: list[FrameFit] | tuple[FrameFit, ...],
                     submesh: str) -> torch.Tensor:  # fmt: skip
     """``(T, V, 3)`` camera-space vertices of ``frames``, mm."""
@@ -169,6 +142,12 @@ def reconstruct_video(
         VideoReadError, EmptyVideoError: the file cannot be decoded, or has no frames in the window.
         NoFaceError: no face was tracked for ``min_track_frames`` frames.
     """
+    # Torch on the options' threads, as for a photo (the same bits on any machine, no oversubscription).
+    with compute_threads(options.photo.torch_threads):
+        return _reconstruct_video(path, output, options, model, detector, progress)
+
+
+def _reconstruct_video(path, output, options: VideoOptions, model, detector, progress) -> VideoResult:
     from facerecon.detect.mediapipe_mesh import MediaPipeVideoDetector
 
     if model is None:
@@ -179,8 +158,8 @@ def reconstruct_video(
     info = probe_video(path)
     fps = info.fps if options.fps is None else min(options.fps, info.fps)
     seconds: dict[str, float] = {}
-    fitter = _dense_fitter(model, options.photo)
-    select = _selector(fitter)
+    fitter = dense_fitter(model, options.photo)
+    select = landmark_selector(fitter)
 
     def frames():
         return read_ahead(read_frames(path, fps=options.fps, start_s=options.start_s, end_s=options.end_s))
@@ -305,7 +284,7 @@ def _keyframe(person: dict, image: np.ndarray, track, fit: TrackFit, position: i
     if detection is None:
         return
     frame = fit.frames[position]
-    start = _Start(fit.identity, frame.expression, frame.rotation, frame.translation)
+    start = PoseStart(fit.identity, frame.expression, frame.rotation, frame.translation)
     try:
         reconstruction = rec.reconstruct_face(image, detection, name=f"frame_{int(track.frame_indices[position])}",
                                               init=start)  # fmt: skip
@@ -313,14 +292,6 @@ def _keyframe(person: dict, image: np.ndarray, track, fit: TrackFit, position: i
         return
     person["views"].append(reconstruction)
     person["weights"].append(view_weight(rec, image, reconstruction) * expression_share(rec.model, frame.expression))
-
-
-@dataclass(frozen=True)
-class _Start:
-    identity: np.ndarray
-    expression: np.ndarray
-    rotation: np.ndarray
-    translation: np.ndarray
 
 
 def _last_pass(model, frames, tracks, fits, people, camera, options, output, fps, size, progress, total) -> dict:
@@ -384,85 +355,3 @@ def _draw_head(image: torch.Tensor, cam: torch.Tensor, triangles: torch.Tensor, 
     image = image.clone()
     image[:, :, y0:y1, x0:x1] = composite(out.image, out.coverage, image[:, :, y0:y1, x0:x1], opacity=0.7)
     return image
-
-
-def reconstruct_photo_set(
-    paths: list[str | os.PathLike[str]],
-    output: str | os.PathLike[str],
-    options: ReconstructOptions = ReconstructOptions(),
-    *,
-    model: FaceModel | None = None,
-    outputs: tuple[str, ...] | None = None,
-    names: list[str] | None = None,
-    on_skip: Callable[[Path, str], None] | None = None,
-) -> PhotoSetResult:
-    """Fit one identity to the largest face of every photo, reconstruct each photo with it held, and fuse one
-    texture from all of them (see the module doc). Photos that cannot be read or show no face are reported
-    (``on_skip``) and left out. Each photo's own files go to ``output / name`` (``names``: default the stems).
-
-    Raises:
-        NoFaceError: no photo of the set shows a face.
-    """
-    from facerecon.core.errors import ImageReadError
-    from facerecon.detect import check_detectable, create_detector
-    from facerecon.io.image import read_image_with_info
-    from facerecon.pipeline.outputs import DEFAULT_OUTPUTS
-
-    if model is None:
-        from facerecon.pipeline.setup import load_model
-
-        model = load_model()
-    output = Path(output)
-    fitter = _dense_fitter(model, options)
-    select = _selector(fitter)
-    names = [Path(p).stem for p in paths] if names is None else list(names)
-    if len(names) != len(paths) or len(set(names)) != len(names):
-        raise ValueError("names: expected one distinct name per photo")
-    views, used, used_names, skipped = [], [], [], []
-    detector = create_detector("mediapipe")
-    try:
-        for path, name in zip(map(Path, paths), names):
-            try:
-                image_info = read_image_with_info(path, max_side=options.max_image_side)
-                check_detectable(image_info.image, path.name)
-                detections = detector.detect(image_info.image)
-                if not detections:
-                    raise NoFaceError(f"{path}: no face found")
-            except (ImageReadError, NoFaceError) as err:
-                skipped.append((path, str(err)))
-                if on_skip is not None:
-                    on_skip(path, str(err))
-                continue
-            detection = max(detections, key=lambda d: d.area)
-            landmarks, confidence = select(detection)
-            camera = photo_camera(image_info.image, image_info.focal_35mm, options.default_focal_35mm)
-            views.append((image_info, detection, ViewLandmarks(landmarks, camera, confidence)))
-            used.append(path)
-            used_names.append(name)
-        if not views:
-            raise NoFaceError(f"no face in any photo of the set ({len(skipped)} photos)")
-        joint = fit_shared_identity(fitter, [v for _, _, v in views])
-        rec = person_reconstructor(model, options, joint.identity, detector)
-        reconstructions, weights, poses = [], [], []
-        for i, ((image_info, detection, _), path, name, start) in enumerate(zip(views, used, used_names, joint.views)):
-            reconstruction = rec.reconstruct_face(image_info.image, detection, name=name, focal_35mm=image_info.focal_35mm,
-                                                  init=_Start(joint.identity, start.expression, start.rotation, start.translation))  # fmt: skip
-            reconstruction.save(output / name, outputs or DEFAULT_OUTPUTS)
-            reconstructions.append(reconstruction)
-            weights.append(view_weight(rec, image_info.image, reconstruction)
-                           * expression_share(model, reconstruction.coefficients.expression))  # fmt: skip
-            poses.append(PersonPose(float(i), reconstruction.pose.rotation, reconstruction.pose.translation,
-                                    reconstruction.coefficients.expression, reconstruction.fit.landmark_error_px,
-                                    sh=reconstruction.coefficients.sh, extra={"photo": str(path), "folder": name}))  # fmt: skip
-        albedos = [r.textures.albedo for r in reconstructions]
-        fused = fuse_textures([r.textures.texture for r in reconstructions], weights,
-                              albedos if all(a is not None for a in albedos) else None)  # fmt: skip
-        first = views[0][0].image
-        write_person(output, rec, joint.identity, poses, fused.texture, albedo=fused.albedo, fps=None,
-                     image_size=(first.shape[1], first.shape[0]),
-                     info={"photos": [str(p) for p in used], "skipped": {str(p): r for p, r in skipped},
-                           "landmark_error_px": [float(np.median(v.residual_px)) for v in joint.views]})  # fmt: skip
-    finally:
-        detector.close()
-    return PhotoSetResult(output, tuple(used), tuple(skipped), joint.identity)
-

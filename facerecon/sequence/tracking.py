@@ -11,9 +11,12 @@ import numpy as np
 from scipy.ndimage import map_coordinates
 
 from facerecon.detect.types import Detection, VideoDetector
+from facerecon.fit.landmarks import LandmarkFitter, mediapipe478_targets
+from facerecon.models.face_model import FaceModel
+from facerecon.pipeline.options import ReconstructOptions
 from facerecon.sequence.track_fit import TrackLandmarks
 
-__all__ = ["FaceTracks", "FlowConfig", "track_faces"]
+__all__ = ["FaceTracks", "FlowConfig", "dense_fitter", "landmark_selector", "track_faces"]
 
 
 @dataclass(frozen=True)
@@ -152,3 +155,19 @@ def track_faces(
         for track_id, g in growing.items()
     )  # fmt: skip
     return FaceTracks(tracks, count, size, tuple(failed))
+
+
+def dense_fitter(model: FaceModel, options: ReconstructOptions) -> LandmarkFitter:
+    """The landmark fitter of video and photo-set fits: MediaPipe's 478 points (the model must be calibrated)."""
+    if "mediapipe478" not in model.landmark_scheme_names:
+        raise RuntimeError("the model is not calibrated for MediaPipe's landmarks: load it with facerecon.load_model()")
+    return LandmarkFitter(model, mediapipe478_targets(model), options.landmark)
+
+
+def landmark_selector(fitter: LandmarkFitter):
+    """A function giving a detection's landmarks ``(L, 2)`` px and confidences ``(L,)`` for ``fitter``."""
+
+    def select(det: Detection) -> tuple[np.ndarray, np.ndarray]:
+        return fitter.targets.select(det.landmarks), np.clip(fitter.targets.select(det.confidence[:, None])[:, 0], 0, 1)
+
+    return select
