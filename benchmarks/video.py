@@ -136,7 +136,8 @@ def measure(path: Path, model, full: bool) -> dict:
     per_frame_rel = float(np.mean([np.linalg.norm(per_frame_ids[i] - per_frame_ids[half + i])
                                    / (0.5 * (np.linalg.norm(per_frame_ids[i]) + np.linalg.norm(per_frame_ids[half + i])))
                                    for i in pairs]))  # fmt: skip
-    lag_yaw = lag_frames(yaw_series(per_frame), yaw_series(video.frames))
+    lags = {name: lag_frames(yaw_series(per_frame), yaw_series(fit.frames)) for name, fit in variants.items()}
+    lag_yaw = lags["video mode"]
     jaw = model.expression_index("jawOpen")
     lag_jaw = lag_frames(np.array([f.expression[jaw] for f in per_frame]), np.array([f.expression[jaw] for f in video.frames]))
     tracking_fps = T / (track_s + fit_s)
@@ -150,7 +151,10 @@ def measure(path: Path, model, full: bool) -> dict:
         print(f"| {name} | {jitter:.3f} | {jitter / base_jitter:.3f} | {error:.3f} | {error / base_error:.3f} | {spread:.4f} |")
     print(f"\nidentity of the first half against the second half: distance {halves:.3f}, {halves_rel:.3f} of its length "
           f"(per-frame fits, frame t against frame t + {half}: {per_frame_halves:.3f}, {per_frame_rel:.3f} of their length)")
-    print(f"lag of video mode behind the per-frame fits: yaw {lag_yaw:+.2f} frames, jawOpen {lag_jaw:+.2f} frames")
+    print(f"lag of video mode behind the per-frame fits: yaw {lag_yaw:+.2f} frames, jawOpen {lag_jaw:+.2f} frames "
+          f"(yaw without the smoother {lags['  no smoother']:+.2f}, without the flow term {lags['  no flow term']:+.2f}; "
+          f"the yaw spans {np.degrees(np.ptp(yaw_series(per_frame))):.1f} degrees: a lag means little where the motion "
+          "is not well above the fits' noise)")
     print(f"tracking mode: {tracking_fps:.1f} frames/s (decode + detect + flow {1000 * track_s / T:.1f} ms/frame, "
           f"fit {1000 * fit_s / T:.1f} ms/frame; MediaPipe's start-up {startup_s:.2f} s once per run, not counted)")
     out = {"video": str(path), "frames": T, "rows": rows, "mediapipe_jitter": raw_jitter, "identity_halves": halves,
