@@ -60,7 +60,8 @@ def start_value(fit_starts: tuple[str, ...]):
 
 def run_videos(args: argparse.Namespace, videos: list[str]) -> list[ExitCode]:
     """Reconstruct each video into ``OUT/<stem>/``; a failed video is reported in one line and the rest go on.
-    Returns one exit code per video (OK for a video with at least one track written)."""
+    Returns one exit code per video: OK for a video whose tracks were written, PARTIAL when frames were lost (each
+    reported), the error's code for a video that failed."""
     from tqdm import tqdm
 
     from facerecon.core.errors import FaceReconError
@@ -111,7 +112,7 @@ def run_videos(args: argparse.Namespace, videos: list[str]) -> list[ExitCode]:
         for track_id, reason in result.skipped_tracks:
             print(f"facerecon: {video}: track {track_id} skipped: {reason}", file=sys.stderr)
         for index, reason in result.failed_frames:
-            print(f"facerecon: {video}: frame {index} skipped: {reason}", file=sys.stderr)
+            print(f"facerecon: {video}: frame {index}: {reason}", file=sys.stderr)
         if not args.quiet:
             rate = result.frames / max(sum(result.seconds.values()) / 1000.0, 1e-9)
             print(f"| {video} | {result.frames} frames at {result.fps:g} fps | {rate:.1f} frames/s |")
@@ -120,7 +121,8 @@ def run_videos(args: argparse.Namespace, videos: list[str]) -> list[ExitCode]:
             for track in result.tracks:
                 print(f"| {track.track_id} | {track.frames} | {len(track.keyframes)} | {track.landmark_error_px:.2f} | "
                       f"{track.folder} |")  # fmt: skip
-        codes.append(ExitCode.OK)
+        # Frames lost (undecodable, or the detector failed on them): the rest is written, the run says so.
+        codes.append(ExitCode.PARTIAL if result.failed_frames else ExitCode.OK)
     return codes
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facerecon.core.errors import NoFaceError
+from facerecon.core.errors import EmptyVideoError, NoFaceError, VideoReadError
 from facerecon.core.threads import compute_threads
 from facerecon.core.timing import timed
 from facerecon.detect.types import Detection
@@ -161,8 +161,22 @@ def _reconstruct_video(path, output, options: VideoOptions, model, detector, pro
     fitter = dense_fitter(model, options.photo)
     select = landmark_selector(fitter)
 
+    notes: list[tuple[int, str]] = []  # frames lost to decoding (a truncated or corrupt file), and where
+
     def frames():
-        return read_ahead(read_frames(path, fps=options.fps, start_s=options.start_s, end_s=options.end_s))
+        """The window's frames; a file that stops decoding part-way gives the frames before (noted once)."""
+        last = -1
+        try:
+            for frame in read_ahead(read_frames(path, fps=options.fps, start_s=options.start_s, end_s=options.end_s,
+                                                on_warning=lambda text: _note(notes, last + 1, text))):  # fmt: skip
+                last = int(frame.index)
+                yield frame
+        except EmptyVideoError:
+            raise
+        except VideoReadError as err:
+            if last < 0:
+                raise
+            _note(notes, last + 1, f"decoding stopped, the frames after it are left out: {err}")
 
     expected = max(int(round(((options.end_s or info.duration_s) - (options.start_s or 0.0)) * fps)), 1)
     with timed(seconds, "track"):
@@ -175,8 +189,6 @@ def _reconstruct_video(path, output, options: VideoOptions, model, detector, pro
             if owned:
                 video_detector.close()
     if tracked.frames == 0:
-        from facerecon.core.errors import EmptyVideoError
-
         raise EmptyVideoError(f"{path}: no frames in the chosen window")
     width, height = tracked.size
     camera = photo_camera(np.zeros((height, width, 3), np.uint8), None, options.photo.default_focal_35mm)
@@ -253,7 +265,14 @@ def _reconstruct_video(path, output, options: VideoOptions, model, detector, pro
     finally:
         if still is not None:
             still.close()
-    return VideoResult(path, tracked.frames, fps, tuple(results), tuple(skipped), tracked.failed, seconds, tuple(fits))
+    failed = tuple(sorted(set(tracked.failed) | set(notes)))
+    return VideoResult(path, tracked.frames, fps, tuple(results), tuple(skipped), failed, seconds, tuple(fits))
+
+
+def _note(notes: list[tuple[int, str]], index: int, text: str) -> None:
+    """Record a problem at frame ``index`` once (each pass over the video meets it again)."""
+    if (index, text) not in notes:
+        notes.append((index, text))
 
 
 class _NoDetector:

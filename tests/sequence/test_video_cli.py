@@ -143,3 +143,15 @@ def test_full_stages_give_texture_and_light(obama_clip, tmp_path: Path) -> None:
     assert (track / "texture.png").is_file() and (track / "albedo.png").is_file()
     mesh = read_glb(track / "face.glb")
     assert mesh.texture is not None and mesh.texture.std() > 10  # the person's texture, not a flat grey
+
+
+def test_truncated_video_keeps_the_frames_before(truncated_clip, tmp_path: Path, capsys) -> None:
+    code = _reconstruct(truncated_clip.path, "-o", tmp_path, "--stages", "landmarks")
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("facerecon:")]
+    assert code == ExitCode.PARTIAL, err
+    assert len(err) == 1 and "decoding stopped" in err[0] and truncated_clip.path.name in err[0]
+    lines = (tmp_path / truncated_clip.path.stem / "track_0" / "params.jsonl").read_text().splitlines()
+    lost_at = int(err[0].split("frame ")[1].split(":")[0])
+    assert 5 <= len(lines) == lost_at < truncated_clip.frame_count
+    overlay = probe_video(tmp_path / truncated_clip.path.stem / "overlay.mp4")
+    assert overlay.frame_count == lost_at
