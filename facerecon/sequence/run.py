@@ -43,7 +43,8 @@ from facerecon.sequence.person import (
 )
 from facerecon.sequence.track_fit import FrameFit, TrackFit, TrackFitConfig, fit_track
 from facerecon.sequence.tracking import FlowConfig, dense_fitter, landmark_selector, track_faces
-from facerecon.sequence.video import VideoWriter, probe_video, read_ahead, read_frames
+from facerecon.sequence.video import probe_video, read_ahead, read_frames
+from facerecon.sequence.video_writer import VideoWriter
 
 __all__ = ["TrackResult", "VideoOptions", "VideoResult", "reconstruct_video"]
 

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
-from facerecon.sequence.video import VideoWriter
+from facerecon.sequence.video_writer import VideoWriter
 
 CLIP_SIZE = (640, 360)  # (width, height) of the clips, px
 CLIP_FPS = 25.0

@@ -16,11 +16,12 @@ from facerecon.sequence.video import (
     VIDEO_EXTENSIONS,
     VideoFrame,
     VideoInfo,
-    VideoWriter,
     is_video_path,
     probe_video,
+    read_ahead,
     read_frames,
 )
+from facerecon.sequence.video_writer import VideoWriter
 
 # obama.mp4 as every player shows it: its MP4 edit list hides the first 103 of the 158 frames it stores.
 OBAMA_FRAMES = 55
@@ -408,3 +409,23 @@ def test_writer_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="closed"):
         out.write(np.zeros((48, 64, 3), np.uint8))
     assert probe_video(tmp_path / "out.mp4").frame_count == 1
+
+
+def test_read_ahead_keeps_order_errors_and_stops(obama_clip, truncated_clip) -> None:
+    import threading
+
+    direct = [f.index for f in read_frames(obama_clip.path)]
+    assert [f.index for f in read_ahead(read_frames(obama_clip.path), depth=3)] == direct
+    # An error comes out after the frames decoded before it, as it does without the thread.
+    seen = []
+    with pytest.raises(VideoReadError, match="truncated"):
+        for frame in read_ahead(read_frames(truncated_clip.path)):
+            seen.append(frame.index)
+    assert 0 < len(seen) < truncated_clip.frame_count
+    # Stopping early stops the thread.
+    ahead = read_ahead(read_frames(obama_clip.path), depth=2)
+    next(ahead)
+    ahead.close()
+    assert not any(t.name == "facerecon-read-ahead" and t.is_alive() for t in threading.enumerate())
+    with pytest.raises(ValueError, match="depth"):
+        next(read_ahead(iter([]), depth=0))
