@@ -140,6 +140,12 @@ def run(args: argparse.Namespace) -> int:
     from facerecon.sequence.video import is_video_path
 
     videos = [str(x) for x in args.images if not str(x).startswith("@") and is_video_path(x)]
+    video_options = [name for name, value in (("--fps", getattr(args, "fps", None)), ("--start TIME", args.start_s),
+                                              ("--end", getattr(args, "end_s", None))) if value is not None]  # fmt: skip
+    if video_options and not videos:
+        print(f"facerecon reconstruct: error: {', '.join(video_options)}: for videos, and no input is a video",
+              file=sys.stderr)  # fmt: skip
+        return ExitCode.USAGE
     if getattr(args, "same_person", False):
         if videos:
             print("facerecon reconstruct: error: --same-person takes photos, not videos (a video's faces are each one "

@@ -155,3 +155,24 @@ def test_truncated_video_keeps_the_frames_before(truncated_clip, tmp_path: Path,
     assert 5 <= len(lines) == lost_at < truncated_clip.frame_count
     overlay = probe_video(tmp_path / truncated_clip.path.stem / "overlay.mp4")
     assert overlay.frame_count == lost_at
+
+
+def test_same_person_command(faces_dir: Path, tmp_path: Path, capsys) -> None:
+    photos = [faces_dir / "deca-exp-0.jpg", faces_dir / "deca-exp-4.jpg"]
+    missing = tmp_path / "missing.jpg"
+    out = tmp_path / "out"
+    code = _reconstruct("--same-person", *photos, missing, "-o", out, "--stages", "landmarks", "--outputs", "glb,params")
+    assert code == ExitCode.PARTIAL  # the missing photo is left out of the set and reported
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("facerecon:")]
+    assert len(err) == 1 and "missing.jpg" in err[0] and "left out" in err[0]
+    lines = [json.loads(line) for line in (out / "params.jsonl").read_text().splitlines()]
+    assert [line["folder"] for line in lines] == ["deca-exp-0", "deca-exp-4"]
+    assert (out / "face.glb").is_file() and read_glb_animation(out / "face.glb") is None
+    assert (out / "deca-exp-0" / "params.json").is_file() and (out / "deca-exp-4" / "face.glb").is_file()
+    identities = {tuple(json.loads((out / name / "params.json").read_text())["identity"]) for name in ("deca-exp-0", "deca-exp-4")}
+    assert len(identities) == 1  # one person: every photo carries the set's identity
+
+
+def test_video_options_need_a_video(faces_dir: Path, tmp_path: Path, capsys) -> None:
+    assert _reconstruct(faces_dir / "prnet-4.jpg", "-o", tmp_path, "--fps", "5") == ExitCode.USAGE
+    assert "for videos" in capsys.readouterr().err
