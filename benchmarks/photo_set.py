@@ -61,17 +61,7 @@ def _floats(text: str) -> list[float]:
 def make_subject(model, base, identity: np.ndarray):
     """``base`` (a :class:`FittedSubject`) with another identity: its pivot and face height recomputed from the
     new neutral head, its texture, per-vertex albedo and light level kept."""
-    import torch
-
-    rec = base.reconstruction
-    subject = replace(base, reconstruction=replace(rec, coefficients=replace(rec.coefficients, identity=identity)))
-    with torch.no_grad():
-        neutral = model(torch.from_numpy(identity).float()[None], torch.zeros(1, model.expression_count),
-                        submesh="head")[0].double().numpy()  # fmt: skip
-    lm = neutral[model.landmarks("ibug68").vertex_indices.cpu().numpy()]
-    lo, hi = neutral.min(0), neutral.max(0)
-    pivot = np.array([(lo[0] + hi[0]) / 2, lm[:, 1].mean(), (lo[2] + hi[2]) / 2])
-    return replace(subject, pivot=pivot, face_height_mm=float(np.ptp(lm[:, 1])))
+    return base.with_identity(model, identity)
 
 
 def render_photos(model, subject, folder: Path, views: list[dict], image_size: int) -> list[Path]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +70,25 @@ class FittedSubject:
     pivot: np.ndarray
     face_height_mm: float
     light_level: np.ndarray
+
+    def with_identity(self, model: FaceModel, identity: np.ndarray) -> FittedSubject:
+        """This subject with another identity ``(K_id,)`` (a synthetic person with this photo's skin, light and
+        pose): its pivot and face height from the new neutral head; texture, albedo and light level kept."""
+        rec = self.reconstruction
+        rec = replace(rec, coefficients=replace(rec.coefficients, identity=np.asarray(identity, np.float64)))
+        pivot, height = _pivot_and_height(model, rec.coefficients.identity)
+        return replace(self, reconstruction=rec, pivot=pivot, face_height_mm=height)
+
+
+def _pivot_and_height(model: FaceModel, identity: np.ndarray) -> tuple[np.ndarray, float]:
+    """The point ``(3,)`` mm a head of this identity turns about and its face's height, mm: from the neutral head,
+    so that they do not move with expression."""
+    with torch.no_grad():
+        neutral = model(torch.from_numpy(np.asarray(identity)).float()[None], torch.zeros(1, model.expression_count),
+                        submesh="head")[0].double().numpy()  # fmt: skip
+    lm = neutral[model.landmarks("ibug68").vertex_indices.cpu().numpy()]
+    lo, hi = neutral.min(0), neutral.max(0)
+    return np.array([(lo[0] + hi[0]) / 2, lm[:, 1].mean(), (lo[2] + hi[2]) / 2]), float(np.ptp(lm[:, 1]))
 
 
 
@@ -208,12 +227,7 @@ def subject_from_reconstruction(reconstructor, image: np.ndarray, rec: Reconstru
         light_level = s_fit[facing].mean(0).double().numpy() if bool(facing.any()) else lighting_level_default(rec.coefficients.sh)
     else:
         light_level = np.full(3, 0.8)
-    # The pivot and scale come from the neutral head of this identity, so they do not move with expression.
-    neutral = model(torch.from_numpy(rec.coefficients.identity).float()[None], torch.zeros(1, model.expression_count),
-                     submesh="head")[0].double().numpy()  # fmt: skip
-    lm = neutral[model.landmarks("ibug68").vertex_indices.cpu().numpy()]
-    lo, hi = neutral.min(0), neutral.max(0)
-    pivot = np.array([(lo[0] + hi[0]) / 2, lm[:, 1].mean(), (lo[2] + hi[2]) / 2])
+    pivot, face_height_mm = _pivot_and_height(model, rec.coefficients.identity)
     albedo = _paint_irises(model, albedo, rec.mesh.vertices)
     return FittedSubject(
         name=name,
@@ -223,6 +237,6 @@ def subject_from_reconstruction(reconstructor, image: np.ndarray, rec: Reconstru
         photo_weight=weight.astype(np.float32),
         albedo=albedo,
         pivot=pivot,
-        face_height_mm=float(np.ptp(lm[:, 1])),
+        face_height_mm=face_height_mm,
         light_level=light_level,
     )

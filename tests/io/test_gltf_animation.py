@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from facerecon.core.errors import MeshFileError
 from facerecon.core.mesh import Mesh
 from facerecon.io.animation import FaceAnimation
 from facerecon.io.gltf import read_glb, read_glb_animation, write_glb
+from tests.io.khronos import MISSING, validator_command
 
 NAMES = ("jawOpen", "eyeBlink_L", "mouthSmile_R")
 
@@ -302,30 +301,6 @@ def test_trimesh_loads_the_animated_file(tmp_path: Path) -> None:
 # --- the real model, the Khronos validator ---------------------------------------------------------
 
 
-def _validator_command() -> list[str] | None:
-    """node and the npm package gltf-validator (global, or under NODE_PATH), else None."""
-    node = shutil.which("node")
-    if node is None:
-        return None
-    roots = os.environ.get("NODE_PATH", "").split(os.pathsep)
-    npm = shutil.which("npm")
-    if npm:
-        roots.append(subprocess.run([npm, "root", "-g"], capture_output=True, text=True, timeout=60, check=False).stdout.strip())
-    for root in filter(None, roots):
-        if (Path(root) / "gltf-validator").is_dir():
-            return [node, "-e", _VALIDATE_JS, str(Path(root) / "gltf-validator")]
-    return None
-
-
-_VALIDATE_JS = """
-const fs = require('fs');
-const validator = require(process.argv[1]);
-validator.validateBytes(new Uint8Array(fs.readFileSync(process.argv[2])), {maxIssues: 20})
-  .then((r) => console.log(JSON.stringify(r.issues)))
-  .catch((e) => { console.error(String(e)); process.exit(2); });
-"""
-
-
 def test_ict_head_animation_round_trip(face_model, tmp_path: Path) -> None:
     """The exported head with all 53 expressions animated; valid glTF when the Khronos validator is installed."""
     mesh = face_model.to_mesh(name="ict face")
@@ -343,9 +318,9 @@ def test_ict_head_animation_round_trip(face_model, tmp_path: Path) -> None:
     assert back.morph_weights.shape == (frames, 53)
     np.testing.assert_allclose(back.morph_weights, weights, atol=1e-7)
     np.testing.assert_allclose(back.rotations, anim.rotations, atol=1e-6)
-    command = _validator_command()
+    command = validator_command()
     if command is None:
-        pytest.skip("the Khronos glTF validator is not installed (npm install -g gltf-validator)")
+        pytest.skip(MISSING)
     out = subprocess.run([*command, str(tmp_path / "head.glb")], capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stderr
     issues = json.loads(out.stdout)

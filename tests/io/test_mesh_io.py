@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import struct
 import subprocess
 import zipfile
@@ -20,6 +19,7 @@ import facerecon.io.obj as mesh_module
 from facerecon.core.mesh import Mesh
 from facerecon.io.gltf import VERTEX_ID_ATTRIBUTE, read_glb, write_glb
 from facerecon.io.mesh import MeshFileError, read_mesh, read_obj, read_ply, write_mesh, write_obj, write_ply
+from tests.io.khronos import MISSING, validator_command
 
 EXPRESSIONS = ("jawOpen", "eyeBlink_L", "mouthSmile_L")
 WEIGHTS = np.array([0.25, 0.0, 1.0])
@@ -341,35 +341,11 @@ def test_glb_structure(face: Mesh, tmp_path: Path) -> None:
     assert gltf.asset.version == "2.0" and gltf.asset.extras["facerecon"]["units"] == "m"
 
 
-def _validator_command() -> list[str] | None:
-    node = shutil.which("node")
-    if node is None:
-        return None
-    roots = [os.environ.get("NODE_PATH", "")]
-    npm = shutil.which("npm")
-    if npm:
-        out = subprocess.run([npm, "root", "-g"], capture_output=True, text=True, timeout=60)
-        roots.append(out.stdout.strip())
-    for root in filter(None, roots):
-        if (Path(root) / "gltf-validator").is_dir():
-            return [node, "-e", _VALIDATE_JS, str(Path(root) / "gltf-validator")]
-    return None
-
-
-_VALIDATE_JS = """
-const fs = require('fs');
-const validator = require(process.argv[1]);
-validator.validateBytes(new Uint8Array(fs.readFileSync(process.argv[2])), {maxIssues: 20})
-  .then((r) => console.log(JSON.stringify(r.issues)))
-  .catch((e) => { console.error(String(e)); process.exit(2); });
-"""
-
-
 def test_glb_passes_the_khronos_validator(face: Mesh, tmp_path: Path) -> None:
     """Uses the npm package gltf-validator (the official Khronos validator) when it is installed."""
-    command = _validator_command()
+    command = validator_command()
     if command is None:
-        pytest.skip("the Khronos glTF validator is not installed (npm install -g gltf-validator)")
+        pytest.skip(MISSING)
     write_glb(tmp_path / "face.glb", face)
     plain = Mesh(vertices=face.vertices, faces=face.faces)
     write_glb(tmp_path / "plain.glb", plain, units="mm")

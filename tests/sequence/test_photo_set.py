@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -65,14 +64,7 @@ def subject(model, faces_dir, tmp_path_factory):
         base = fit_subject(rec, faces_dir / PHOTO)
     truth = np.random.default_rng(SEED).standard_normal(model.identity_count)
     fitted = base.reconstruction
-    person = replace(base, reconstruction=replace(fitted, coefficients=replace(fitted.coefficients, identity=truth)))
-    with torch.no_grad():
-        neutral = model(torch.from_numpy(truth).float()[None], torch.zeros(1, model.expression_count),
-                        submesh="head")[0].double().numpy()  # fmt: skip
-    lm = neutral[model.landmarks("ibug68").vertex_indices.cpu().numpy()]
-    lo, hi = neutral.min(0), neutral.max(0)
-    person = replace(person, pivot=np.array([(lo[0] + hi[0]) / 2, lm[:, 1].mean(), (lo[2] + hi[2]) / 2]),
-                     face_height_mm=float(np.ptp(lm[:, 1])))  # fmt: skip
+    person = base.with_identity(model, truth)
     folder = tmp_path_factory.mktemp("photo-set-renders")
     background = np.full((SIZE, SIZE, 3), 0.35, np.float32)
     paths = []
