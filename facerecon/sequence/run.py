@@ -196,10 +196,12 @@ def _reconstruct_video(path, output, options: VideoOptions, model, detector, pro
     skipped: list[tuple[int, str]] = []
     fits: list[TrackFit] = []
     tracks = []
+    # A video shorter than min_track_frames (a clip of a few frames) keeps the tracks that last all of it.
+    min_frames = min(options.min_track_frames, tracked.frames)
     with timed(seconds, "fit"):
         for track in tracked.tracks:
-            if len(track) < options.min_track_frames:
-                skipped.append((track.track_id, f"seen in {len(track)} frames only (fewer than {options.min_track_frames})"))
+            if len(track) < min_frames:
+                skipped.append((track.track_id, f"seen in {len(track)} frames only (fewer than {min_frames})"))
                 continue
             tracks.append(track)
             fits.append(fit_track(fitter, track, camera, options.track))
@@ -207,7 +209,7 @@ def _reconstruct_video(path, output, options: VideoOptions, model, detector, pro
                 progress("fit", len(fits), len(tracked.tracks))
     if not fits:
         raise NoFaceError(f"{path}: no face in the video" if not tracked.tracks else
-                          f"{path}: no face was followed for {options.min_track_frames} frames or more")  # fmt: skip
+                          f"{path}: no face was followed for {min_frames} frames or more")  # fmt: skip
     photometric = options.stages in ("photometric", "all")
     # The keyframes' reconstructions with the identity held: light, albedo and textures to fuse.
     people: list[dict] = []

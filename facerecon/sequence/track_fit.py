@@ -214,8 +214,32 @@ def _solve_banded(system: scipy.sparse.spmatrix, rhs: np.ndarray, bandwidth: int
     return scipy.linalg.solveh_banded(banded, rhs)
 
 
+#: Tracks longer than this are smoothed in overlapping windows (the banded system of an hour of video would hold
+#: 5 GB); each window's middle is kept, and SMOOTHING_OVERLAP frames on each side only steady its edges (the
+#: smoother's reach is a few frames, so the seams do not show).
+SMOOTHING_WINDOW = 1500
+SMOOTHING_OVERLAP = 100
+
+
 def smooth_track(fits: list[LandmarkFit], smoothness: float, expression_share: float = 1.0, robust: float | None = None,
                  robust_rounds: int = 3) -> list[FrameFit]:  # fmt: skip
+    """Zero-phase smoothing of consecutive frames' poses and expressions, in windows of :data:`SMOOTHING_WINDOW`
+    frames (see :func:`_smooth`)."""
+    T = len(fits)
+    if T <= SMOOTHING_WINDOW:
+        return _smooth(fits, smoothness, expression_share, robust, robust_rounds)
+    out: list[FrameFit] = []
+    step = SMOOTHING_WINDOW - 2 * SMOOTHING_OVERLAP
+    for keep_from in range(0, T, step):
+        a = max(keep_from - SMOOTHING_OVERLAP, 0)
+        b = min(keep_from + step + SMOOTHING_OVERLAP, T)
+        window = _smooth(fits[a:b], smoothness, expression_share, robust, robust_rounds)
+        out += window[keep_from - a : min(keep_from + step, T) - a]
+    return out
+
+
+def _smooth(fits: list[LandmarkFit], smoothness: float, expression_share: float, robust: float | None,
+            robust_rounds: int) -> list[FrameFit]:  # fmt: skip
     """Zero-phase smoothing of consecutive frames' poses and expressions (see the module doc).
 
     Minimises ``sum_t d_t^T H_t d_t + smoothness * sum_t || D (s_{t+1} - 2 s_t + s_{t-1}) ||^2`` over the

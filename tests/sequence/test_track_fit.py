@@ -141,3 +141,19 @@ def test_known_motion_is_followed_without_lag(moving_photo_clip, sequence_model)
     assert jitter < 0.5 * landmark_acceleration(alone_points - truth[:, None]), jitter
     assert identity_spread(np.stack([f.identity for f in alone])) > 0
     assert len(video.keyframes) == 8 and len(set(video.keyframes)) == 8
+
+
+def test_long_tracks_are_smoothed_in_windows(monkeypatch) -> None:
+    import facerecon.sequence.track_fit as track_fit
+
+    rng = np.random.default_rng(11)
+    t = np.arange(130)
+    fits = [_fit(0.3 * np.sin(k / 9.0) + rng.normal(0, 0.02), 20 * np.sin(k / 13.0) + rng.normal(0, 1.0), 0.3) for k in t]
+    whole = smooth_track(fits, 200.0)
+    monkeypatch.setattr(track_fit, "SMOOTHING_WINDOW", 60)
+    monkeypatch.setattr(track_fit, "SMOOTHING_OVERLAP", 15)
+    windowed = smooth_track(fits, 200.0)
+    assert len(windowed) == len(fits)
+    # The windows' seams do not show: the same result as one solve, to a small fraction of the noise.
+    assert np.abs(_yaws(windowed) - _yaws(whole)).max() < 0.002
+    assert max(abs(a.translation[0] - b.translation[0]) for a, b in zip(windowed, whole)) < 0.1

@@ -176,3 +176,10 @@ def test_same_person_command(faces_dir: Path, tmp_path: Path, capsys) -> None:
 def test_video_options_need_a_video(faces_dir: Path, tmp_path: Path, capsys) -> None:
     assert _reconstruct(faces_dir / "prnet-4.jpg", "-o", tmp_path, "--fps", "5") == ExitCode.USAGE
     assert "for videos" in capsys.readouterr().err
+
+
+def test_a_clip_of_two_frames(obama_clip, tmp_path: Path) -> None:
+    assert _reconstruct(obama_clip.path, "-o", tmp_path, "--stages", "landmarks", "--end", "0.08") == ExitCode.OK
+    lines = (tmp_path / "obama" / "track_0" / "params.jsonl").read_text().splitlines()
+    assert [json.loads(line)["frame"] for line in lines] == [0, 1]
+    assert read_glb_animation(tmp_path / "obama" / "track_0" / "face.glb").frames == 2
