@@ -32,6 +32,7 @@ from facerecon.render.sample import sample_image
 from facerecon.render.scene import Scene, render_scene
 from facerecon.render.sh import estimate_sh
 from facerecon.sequence.person import (
+    FusedTexture,
     PersonPose,
     PoseStart,
     fuse_textures,
@@ -212,7 +213,7 @@ def _reconstruct_video(path, output, options: VideoOptions, model, detector, pro
                           f"{path}: no face was followed for {min_frames} frames or more")  # fmt: skip
     photometric = options.stages in ("photometric", "all")
     # The keyframes' reconstructions with the identity held: light, albedo and textures to fuse.
-    people: list[dict] = []
+    people: list[_Person] = []
     still = None
     try:
         with timed(seconds, "texture"):
@@ -224,7 +225,7 @@ def _reconstruct_video(path, output, options: VideoOptions, model, detector, pro
             for k, (track, fit) in enumerate(zip(tracks, fits)):
                 rec = person_reconstructor(model, options.photo, fit.identity, still) if photometric else Reconstructor(
                     model, options.photo, detector=still or _NoDetector(), estimator=_NoEstimator())  # fmt: skip
-                people.append({"rec": rec, "views": [], "weights": []})
+                people.append(_Person(rec))
                 for position in fit.keyframes if photometric else ():
                     keyframe_at.setdefault(int(track.frame_indices[position]), []).append((k, position))
             if keyframe_at:
@@ -232,13 +233,12 @@ def _reconstruct_video(path, output, options: VideoOptions, model, detector, pro
                     for k, position in keyframe_at.get(int(frame.index), []):
                         _keyframe(people[k], frame.image, tracks[k], fits[k], position, camera, select)
             for person in people:
-                if person["views"]:
-                    fused = fuse_textures([r.textures.texture for r in person["views"]], person["weights"],
-                                          [r.textures.albedo for r in person["views"]]
-                                          if all(r.textures.albedo is not None for r in person["views"]) else None)  # fmt: skip
-                    person["fused"] = fused
-                    albedos = torch.stack([torch.as_tensor(r.mesh.albedo, dtype=torch.float32) for r in person["views"]])
-                    person["albedo"] = albedos.mean(0)
+                if person.views:
+                    albedos = [r.textures.albedo for r in person.views]
+                    person.fused = fuse_textures([r.textures.texture for r in person.views], person.weights,
+                                                 albedos if all(a is not None for a in albedos) else None)  # fmt: skip
+                    person.albedo = torch.stack([torch.as_tensor(r.mesh.albedo, dtype=torch.float32)
+                                                 for r in person.views]).mean(0)  # fmt: skip
         # Last pass: each frame's light and the overlay.
         with timed(seconds, "write"):
             lights = _last_pass(model, frames(), tracks, fits, people, camera, options, output, fps, (width, height),
@@ -246,7 +246,7 @@ def _reconstruct_video(path, output, options: VideoOptions, model, detector, pro
             results = []
             for k, (track, fit) in enumerate(zip(tracks, fits)):
                 person = people[k]
-                fused = person.get("fused")
+                fused = person.fused
                 keyframe_indices = {int(track.frame_indices[p]) for p in fit.keyframes}
                 poses = [
                     PersonPose(time_s=float(track.times_s[t]), rotation=f.rotation, translation=f.translation,
@@ -256,12 +256,12 @@ def _reconstruct_video(path, output, options: VideoOptions, model, detector, pro
                     for t, f in enumerate(fit.frames)
                 ]  # fmt: skip
                 folder = output / f"track_{track.track_id}"
-                info = {"video": str(path), "track_id": track.track_id, "fps": fps,
-                        "keyframes": sorted(keyframe_indices), "stages": options.stages}  # fmt: skip
+                about = {"video": str(path), "track_id": track.track_id, "fps": fps,
+                         "keyframes": sorted(keyframe_indices), "stages": options.stages}  # fmt: skip
                 with atomic_directory(folder) as scratch:  # a track's folder appears whole or not at all
-                    write_person(scratch, person["rec"], fit.identity, poses, None if fused is None else fused.texture,
+                    write_person(scratch, person.rec, fit.identity, poses, None if fused is None else fused.texture,
                                  albedo=None if fused is None else fused.albedo, fps=fps, image_size=(width, height),
-                                 info=info)  # fmt: skip
+                                 info=about)  # fmt: skip
                 errors = [f.landmark_error_px for f in fit.frames]
                 results.append(TrackResult(track.track_id, folder, len(track), tuple(sorted(keyframe_indices)),
                                            float(np.median(errors))))  # fmt: skip
@@ -276,6 +276,19 @@ def _note(notes: list[tuple[int, str]], index: int, text: str) -> None:
     """Record a problem at frame ``index`` once (each pass over the video meets it again)."""
     if (index, text) not in notes:
         notes.append((index, text))
+
+
+@dataclass(eq=False)
+class _Person:
+    """A track's person while the video is reconstructed: the reconstructor that writes (and, with every stage,
+    fits the keyframes with the identity held), the keyframes' reconstructions and texel weights, the fused texture
+    and the mean per-vertex albedo ``(V_fit, 3)`` (None before the keyframes, or with landmarks only)."""
+
+    rec: Reconstructor
+    views: list = field(default_factory=list)
+    weights: list = field(default_factory=list)
+    fused: FusedTexture | None = None
+    albedo: torch.Tensor | None = None
 
 
 class _NoDetector:
@@ -298,9 +311,9 @@ class _NoEstimator:
         pass
 
 
-def _keyframe(person: dict, image: np.ndarray, track, fit: TrackFit, position: int, camera: PerspectiveCamera, select) -> None:
+def _keyframe(person: _Person, image: np.ndarray, track, fit: TrackFit, position: int, camera: PerspectiveCamera, select) -> None:
     """Reconstruct one keyframe with the person's identity held; keep it and how well it sees each texel."""
-    rec: Reconstructor = person["rec"]
+    rec = person.rec
     detections = rec.detector.detect(image)
     detection = nearest_detection(detections, track.landmarks[position], select)
     if detection is None:
@@ -312,14 +325,14 @@ def _keyframe(person: dict, image: np.ndarray, track, fit: TrackFit, position: i
                                               init=start)  # fmt: skip
     except NoFaceError:
         return
-    person["views"].append(reconstruction)
-    person["weights"].append(view_weight(rec, image, reconstruction) * expression_share(rec.model, frame.expression))
+    person.views.append(reconstruction)
+    person.weights.append(view_weight(rec, image, reconstruction) * expression_share(rec.model, frame.expression))
 
 
 def _last_pass(model, frames, tracks, fits, people, camera, options, output, fps, size, progress, total) -> dict:
     """Each frame's light (SH per track and frame, when the person has an albedo) and ``overlay.mp4``."""
     lights: dict[tuple[int, int], np.ndarray] = {}
-    want_light = any("albedo" in p for p in people)
+    want_light = any(p.albedo is not None for p in people)
     if not options.overlay and not want_light:
         return lights
     head = model.submesh("head")
@@ -338,8 +351,8 @@ def _last_pass(model, frames, tracks, fits, people, camera, options, output, fps
             for k, t in at_frame.get(int(frame.index), []):
                 fit = fits[k]
                 cam = _frame_vertices(model, fit.identity, [fit.frames[t]], "head")[0]
-                if "albedo" in people[k]:
-                    albedo = people[k]["albedo"]
+                albedo = people[k].albedo
+                if albedo is not None:
                     n = len(albedo)
                     sub = model.submesh(options.photo.photometric.fit_region)
                     lights[(k, t)] = _frame_light(photo, cam_camera, cam[:n], sub.triangles, albedo)
