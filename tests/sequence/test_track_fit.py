@@ -141,6 +141,19 @@ def test_known_motion_is_followed_without_lag(moving_photo_clip, sequence_model)
     assert jitter < 0.5 * landmark_acceleration(alone_points - truth[:, None]), jitter
     assert identity_spread(np.stack([f.identity for f in alone])) > 0
     assert len(video.keyframes) == 8 and len(set(video.keyframes)) == 8
+    # Identity constancy: the two halves of the clip (one face) give about the same identity, closer than frames
+    # fitted alone are to each other.
+    from facerecon.sequence.track_fit import TrackLandmarks
+
+    def part(a: int, b: int) -> TrackLandmarks:
+        return TrackLandmarks(track.track_id, track.frame_indices[a:b], track.times_s[a:b], track.landmarks[a:b],
+                              track.confidence[a:b], track.flow[a:b])  # fmt: skip
+
+    first, second = fit_track(fitter, part(0, 25), camera).identity, fit_track(fitter, part(25, 50), camera).identity
+    relative = lambda a, b: np.linalg.norm(a - b) / (0.5 * (np.linalg.norm(a) + np.linalg.norm(b)))  # noqa: E731
+    alone_ids = [f.identity for f in alone]
+    alone_relative = np.mean([relative(alone_ids[t], alone_ids[t + 25]) for t in range(25)])
+    assert relative(first, second) < 0.7 * alone_relative, (relative(first, second), alone_relative)  # 0.047 vs 0.099 here
 
 
 def test_long_tracks_are_smoothed_in_windows(monkeypatch) -> None:
