@@ -44,7 +44,7 @@ from facerecon.detect.mediapipe_mesh import MediaPipeVideoDetector
 from facerecon.eval.temporal import identity_spread, lag_frames, landmark_acceleration
 from facerecon.fit.landmarks import LandmarkFitter, ibug68_targets, mediapipe478_targets
 from facerecon.geometry.rotation import camera_rotation_to_head_angles
-from facerecon.pipeline.run import photo_camera
+from facerecon.pipeline.run import sized_camera
 from facerecon.pipeline.setup import load_model
 from facerecon.sequence.run import VideoOptions, reconstruct_video
 from facerecon.sequence.track_fit import TrackFitConfig, TrackLandmarks, fit_track
@@ -99,7 +99,7 @@ def measure(path: Path, model, full: bool) -> dict:
     track: TrackLandmarks = max(tracked.tracks, key=len)
     detected68 = np.stack([v for (tid, _), v in sorted(detections.items(), key=lambda kv: kv[0][1]) if tid == track.track_id])
     width, height = tracked.size
-    camera = photo_camera(np.zeros((height, width, 3), np.uint8))
+    camera = sized_camera(width, height)
     T = len(track)
 
     start = time.perf_counter()

@@ -29,7 +29,11 @@ from facerecon.fit.landmarks import (
     _apply_basis,
     _blas_single_thread,
     _bounded_step,
+    _face_size,
+    _frozen_expressions,
     _project,
+    _pushed_out,
+    _robust_weights,
     initial_pose,
 )
 from facerecon.geometry.camera import PerspectiveCamera
@@ -121,17 +125,14 @@ def _fit(fitter: LandmarkFitter, views: list[ViewLandmarks], iterations: int,
         else:
             rotation, translation = initial_pose(rows.mean, points, focal, cx, cy)
             expression = np.zeros(k_exp)
-        state.append(_View(points, conf * (REFERENCE_LANDMARK_COUNT / L), float(np.sqrt(np.prod(np.ptp(points, axis=0)) + 1e-9)),
-                           focal, cx, cy, rotation, translation, expression, rows))  # fmt: skip
+        state.append(_View(points, conf * (REFERENCE_LANDMARK_COUNT / L), _face_size(points), focal, cx, cy, rotation,
+                           translation, expression, rows))  # fmt: skip
     F = len(state)
     per = 6 + k_exp
     n = k_id + F * per
     w_id = config.landmark_sigma**2
     w_exp = w_id * config.expression_weight
-    frozen = np.zeros(k_exp, dtype=bool)
-    for name in config.frozen_expressions:
-        if name in model.expression_names:
-            frozen[model.expression_index(name)] = True
+    frozen = _frozen_expressions(model, config)
 
     # Global order: identity, then each view's pose (6), then each view's expression (the bounded unknowns last,
     # as the bounded solve expects them).
@@ -161,10 +162,7 @@ def _fit(fitter: LandmarkFitter, views: list[ViewLandmarks], iterations: int,
             model_pts = v.rows.mean + _apply_basis(v.rows.basis, coeffs)
             cam = model_pts @ v.rotation.T + v.translation
             residual = (_project(cam, v.focal, v.cx, v.cy) - v.targets) / v.size
-            w = v.conf.copy()
-            if config.robust_scale is not None:
-                norm = np.linalg.norm(residual, axis=1)
-                w *= np.where(norm > config.robust_scale, config.robust_scale / np.maximum(norm, 1e-12), 1.0)
+            w = _robust_weights(residual, v.conf, config.robust_scale)
             robust.append(w)
             e0 += float(np.sum(w[:, None] * residual**2)) + w_exp * float(v.expression @ v.expression)
             Hf, gf = fitter._normal_equations(model_pts, cam, v.rotation, v.rows.basis, residual, w, v.focal, v.size)
@@ -173,8 +171,7 @@ def _fit(fitter: LandmarkFitter, views: list[ViewLandmarks], iterations: int,
             index = np.concatenate([pose_index(f), np.arange(k_id), expr_index(f)])
             H[np.ix_(index, index)] += Hf
             g[index] += gf
-            expr_g = gf[6 + k_id :]
-            held[expr_index(f)] = frozen | ((v.expression <= 0.0) & (expr_g > 0.0)) | ((v.expression >= 1.0) & (expr_g < 0.0))
+            held[expr_index(f)] = frozen | _pushed_out(v.expression, gf[6 + k_id :])
         H[:k_id, :k_id] += np.eye(k_id) * w_id
         g[:k_id] += w_id * identity
         history.append(e0)

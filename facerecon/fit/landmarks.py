@@ -277,6 +277,36 @@ def _project(points_cam: np.ndarray, focal: float, cx: float, cy: float) -> np.n
     return np.stack([focal * points_cam[:, 0] / z + cx, focal * points_cam[:, 1] / z + cy], 1)
 
 
+def _face_size(points: np.ndarray) -> float:
+    """A face's size in px: the geometric mean of its landmarks' ``(L, 2)`` extents (residuals are measured in it, so
+    that the weights do not depend on the image's resolution)."""
+    return float(np.sqrt(np.prod(np.ptp(points, axis=0)) + 1e-9))
+
+
+def _robust_weights(residual: np.ndarray, confidence: np.ndarray, scale: float | None) -> np.ndarray:
+    """``(L,)`` the landmarks' weights: ``confidence`` times Huber's IRLS weight of each ``residual (L, 2)`` (face
+    sizes) beyond ``scale`` (None: the confidences alone)."""
+    w = confidence.copy()
+    if scale is not None:
+        norm = np.linalg.norm(residual, axis=1)
+        w *= np.where(norm > scale, scale / np.maximum(norm, 1e-12), 1.0)
+    return w
+
+
+def _frozen_expressions(model: FaceModel, config: LandmarkFitConfig) -> np.ndarray:
+    """``(K_exp,)`` bool: the expressions ``config`` holds (those the model has)."""
+    frozen = np.zeros(model.expression_count, dtype=bool)
+    for name in config.frozen_expressions:
+        if name in model.expression_names:
+            frozen[model.expression_index(name)] = True
+    return frozen
+
+
+def _pushed_out(expression: np.ndarray, gradient: np.ndarray) -> np.ndarray:
+    """``(K_exp,)`` bool: expression weights on a bound of [0, 1] that the energy's ``gradient`` pushes outwards."""
+    return ((expression <= 0.0) & (gradient > 0.0)) | ((expression >= 1.0) & (gradient < 0.0))
+
+
 def _skew(v: np.ndarray) -> np.ndarray:
     """``(N, 3, 3)`` cross-product matrices of ``(N, 3)`` vectors."""
     out = np.zeros(v.shape[:-1] + (3, 3))
@@ -638,7 +668,7 @@ class LandmarkFitter:
         # The priors are tuned for 68 independent landmarks; denser schemes are strongly correlated, so their
         # total weight is kept at 68 landmarks' worth.
         detected = np.asarray(landmarks, np.float64)
-        size = float(np.sqrt(np.prod(np.ptp(detected, axis=0)) + 1e-9))  # face size in px
+        size = _face_size(detected)
         f2d = detected
         if prior_targets is not None and prior_weight > 0.0:
             # Two quadratic pulls on one point are one pull to their weighted mean with the summed weight (the
@@ -666,9 +696,7 @@ class LandmarkFitter:
         w_id = config.landmark_sigma**2
         prior = np.concatenate([np.full(k_id, w_id), np.full(k_exp, w_id * config.expression_weight)])
         free = np.ones(6 + K, dtype=bool)
-        for name in config.frozen_expressions:
-            if name in model.expression_names:
-                free[6 + k_id + model.expression_index(name)] = False
+        free[6 + k_id :] = ~_frozen_expressions(model, config)
         lam = config.damping
         history: list[float] = []
         normal_matrix = None
@@ -684,10 +712,7 @@ class LandmarkFitter:
             cam = model_pts @ rotation.T + translation
             proj = _project(cam, focal, cx, cy)
             residual = (proj - f2d) / size  # (L, 2)
-            w = conf.copy()
-            if config.robust_scale is not None:
-                norm = np.linalg.norm(residual, axis=1)
-                w *= np.where(norm > config.robust_scale, config.robust_scale / np.maximum(norm, 1e-12), 1.0)
+            w = _robust_weights(residual, conf, config.robust_scale)
             e0 = float(np.sum(w[:, None] * residual**2) + np.sum(prior * coeffs**2))
             history.append(e0)
             final_energy = e0
@@ -699,7 +724,7 @@ class LandmarkFitter:
             # outwards (an active set: a clipped step would rarely lower the energy).
             expr, expr_g = coeffs[k_id:], g[6 + k_id :]
             held = ~free
-            held[6 + k_id :] |= ((expr <= 0.0) & (expr_g > 0.0)) | ((expr >= 1.0) & (expr_g < 0.0))
+            held[6 + k_id :] |= _pushed_out(expr, expr_g)
             g[held] = 0.0
             diagonal = np.maximum(np.diag(H), 1e-9)
             improved = False

@@ -364,8 +364,8 @@ class Reconstructor:
             fallback = albedo.albedo[:face_n] if sh is None else shade(albedo.albedo[None, :face_n], normals, sh[None])[0].clamp(0, 1)
             face_texture = self.baker.bake(photo, screen, cam, face.triangles, fallback).texture
         export_texture = paint_patches(face_texture, self.layout, albedo.skin_rgb)
-        export_mesh = self.export_mesh(geometry.vertices[0], estimate.expression, export_texture)
-        return TextureResult(face_texture, albedo_texture, completed, export_texture, export_mesh)
+        mesh = export_mesh(self.model, self.layout, geometry.vertices[0], estimate.expression, export_texture)
+        return TextureResult(face_texture, albedo_texture, completed, export_texture, mesh)
 
     def _details_stage(self, photo: torch.Tensor, estimate: FaceEstimate, geometry: FaceGeometry, albedo: AlbedoResult,
                        texture: TextureResult) -> DetailResult:  # fmt: skip
@@ -468,23 +468,26 @@ class Reconstructor:
             self._nearest[count] = torch.from_numpy(cKDTree(mean[:count]).query(mean[:face_n])[1])
         return self._nearest[count]
 
-    def export_mesh(self, vertices: torch.Tensor, expression: torch.Tensor, texture: np.ndarray) -> Mesh:
-        """The head mesh with the export UVs, the texture, and the expressions as morph targets."""
-        base = self.model.to_mesh(vertices, submesh="head", expression=expression)
-        uvs = self.layout.uvs.astype(np.float64)
-        colours = _vertex_colours(texture, uvs, self.layout.uv_triangles, base.faces, len(base.vertices))
-        return Mesh(
-            vertices=base.vertices,
-            faces=base.faces,
-            uvs=uvs,
-            uv_faces=self.layout.uv_triangles,
-            texture=texture,
-            vertex_colors=colours,
-            morph_names=base.morph_names,
-            morph_deltas=base.morph_deltas,
-            morph_weights=base.morph_weights,
-            name="face",
-        )
+
+def export_mesh(model: FaceModel, layout: ExportLayout, vertices: torch.Tensor, expression: torch.Tensor,
+                texture: np.ndarray) -> Mesh:  # fmt: skip
+    """The head mesh ``vertices (V_head, 3)`` mm with the export UVs of ``layout``, the export ``texture``, and the
+    expressions as morph targets at the weights ``expression (K_exp,)``."""
+    base = model.to_mesh(vertices, submesh="head", expression=expression)
+    uvs = layout.uvs.astype(np.float64)
+    colours = _vertex_colours(texture, uvs, layout.uv_triangles, base.faces, len(base.vertices))
+    return Mesh(
+        vertices=base.vertices,
+        faces=base.faces,
+        uvs=uvs,
+        uv_faces=layout.uv_triangles,
+        texture=texture,
+        vertex_colors=colours,
+        morph_names=base.morph_names,
+        morph_deltas=base.morph_deltas,
+        morph_weights=base.morph_weights,
+        name="face",
+    )
 
 
 def reconstruct(
@@ -521,6 +524,12 @@ def photo_camera(image: np.ndarray, focal_35mm: float | None = None, default_foc
     """A photo's camera: centred, square pixels, the EXIF 35 mm focal length or ``default_focal_35mm`` (float64,
     so the focal length in px is exact)."""
     height, width = image.shape[:2]
+    return sized_camera(width, height, focal_35mm, default_focal_35mm)
+
+
+def sized_camera(width: int, height: int, focal_35mm: float | None = None,
+                 default_focal_35mm: float = 50.0) -> PerspectiveCamera:  # fmt: skip
+    """:func:`photo_camera` of a ``width x height`` px picture (e.g. a video's frames), known by its size alone."""
     focal = focal_px_from_35mm(focal_35mm or default_focal_35mm, width, height)
     return PerspectiveCamera.from_focal(focal, width, height, dtype=torch.float64)
 

@@ -17,19 +17,19 @@ from facerecon.detect.types import Detection
 from facerecon.estimate.fit import FitConfig, FitEstimator
 from facerecon.geometry.camera import PerspectiveCamera
 from facerecon.geometry.rotation import FLIP_YZ, camera_rotation_to_head_angles
+from facerecon.io._meshfile import png_bytes
 from facerecon.io.animation import FaceAnimation
 from facerecon.io.animation_csv import write_animation_csv
-from facerecon.io._meshfile import png_bytes
 from facerecon.io.atomic import write_bytes_atomic
 from facerecon.io.gltf import write_glb
 from facerecon.models.face_model import FaceModel
 from facerecon.pipeline.options import ReconstructOptions
 from facerecon.pipeline.reconstruction import Reconstruction
-from facerecon.pipeline.run import Reconstructor
-from facerecon.texture.atlas import paint_patches
+from facerecon.pipeline.run import Reconstructor, export_mesh
+from facerecon.texture.atlas import ExportLayout, paint_patches
 
-__all__ = ["FusedTexture", "PersonPose", "PoseStart", "expression_share", "refine_identity", "fuse_textures", "person_reconstructor", "view_weight",
-           "write_person"]
+__all__ = ["FusedTexture", "PersonPose", "PoseStart", "expression_share", "fuse_textures", "fusion_weight",
+           "person_reconstructor", "refine_identity", "write_person"]
 
 #: Fusion weight = (how head-on a view sees the texel) ** FUSION_SHARPNESS: the best-seen view dominates each
 #: texel, and where two views see it about as well their colours blend, so no seam shows where the best one changes.
@@ -112,8 +112,10 @@ def refine_identity(model: FaceModel, options: ReconstructOptions, views: list[t
     return np.mean(identities, axis=0)
 
 
-def view_weight(rec: Reconstructor, image: np.ndarray, reconstruction: Reconstruction) -> np.ndarray:
-    """``(S, S)`` float32 in [0, 1]: how head-on ``image`` sees each texel of the face tile (0: hidden)."""
+def fusion_weight(rec: Reconstructor, image: np.ndarray, reconstruction: Reconstruction, expression: np.ndarray) -> np.ndarray:
+    """``(S, S)`` float32 in [0, 1]: how much ``image``, reconstructed as ``reconstruction``, counts for each texel
+    of the face tile in a fused texture: how head-on it sees the texel (0: hidden), times
+    :func:`expression_share` of the view's ``expression (K_exp,)``."""
     model = rec.model
     face = model.submesh("face")
     n = face.vertex_count
@@ -124,7 +126,8 @@ def view_weight(rec: Reconstructor, image: np.ndarray, reconstruction: Reconstru
     camera = rec.camera_for(image).to(dtype=torch.float32)
     photo = torch.from_numpy(image).permute(2, 0, 1).float() / 255.0
     screen = camera.project_with_depth(cam)
-    return rec.baker.bake(photo, screen, cam, face.triangles, torch.zeros(n, 3)).weight
+    seen = rec.baker.bake(photo, screen, cam, face.triangles, torch.zeros(n, 3)).weight
+    return seen * expression_share(model, expression)
 
 
 def expression_share(model: FaceModel, expression: np.ndarray) -> float:
@@ -172,14 +175,16 @@ def head_yaw_pitch_roll(rotation: np.ndarray) -> np.ndarray:
 
 def write_person(
     folder: str | os.PathLike[str],
-    rec: Reconstructor,
+    model: FaceModel,
+    layout: ExportLayout,
     identity: np.ndarray,
     poses: list[PersonPose],
     texture: np.ndarray | None,
     *,
     albedo: np.ndarray | None = None,
     fps: float | None,
-    image_size: tuple[int, int],
+    camera: PerspectiveCamera,
+    texture_size: int,
     info: dict,
 ) -> Path:
     """Write a person's files into ``folder``: ``face.glb`` (the identity's head, the texture, the 53 expression
@@ -188,21 +193,21 @@ def write_person(
     line per pose), ``person.json`` (identity, camera, ``info``), ``texture.png`` and ``albedo.png``.
 
     Args:
-        image_size: ``(width, height)`` px of the frames or of the first photo (the camera's).
+        layout: the head's export layout (:func:`facerecon.texture.atlas.export_layout`).
+        camera: the video's camera, or the first photo's.
+        texture: the face tile's texture ``(S, S, 3)`` uint8, or None for a flat grey one of ``texture_size``.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    model = rec.model
     names = model.expression_names
     ident = torch.as_tensor(identity, dtype=torch.float32)[None]
     neutral = torch.zeros(1, model.expression_count)
     with torch.no_grad():
         vertices = model(ident, neutral, submesh="head")[0]
-    face_texture = texture if texture is not None else np.full((rec.baker.size, rec.baker.size, 3), 170, np.uint8)
-    export_texture = paint_patches(face_texture, rec.layout, np.full(3, 170 / 255.0))
-    mesh = rec.export_mesh(vertices, torch.zeros(model.expression_count), export_texture)
-    width, height = image_size
-    camera = rec.camera_for(np.zeros((height, width, 3), np.uint8))
+    face_texture = texture if texture is not None else np.full((texture_size, texture_size, 3), 170, np.uint8)
+    export_texture = paint_patches(face_texture, layout, np.full(3, 170 / 255.0))
+    mesh = export_mesh(model, layout, vertices, torch.zeros(model.expression_count), export_texture)
+    width, height = camera.width, camera.height
     focal = float(camera.fx[0])
     animation = None
     times = np.array([p.time_s for p in poses], np.float64)

@@ -21,11 +21,10 @@ from facerecon.pipeline.run import photo_camera
 from facerecon.sequence.person import (
     PersonPose,
     PoseStart,
-    expression_share,
     fuse_textures,
+    fusion_weight,
     person_reconstructor,
     refine_identity,
-    view_weight,
     write_person,
 )
 from facerecon.sequence.tracking import dense_fitter, landmark_selector
@@ -113,17 +112,15 @@ def _reconstruct_photo_set(paths, output, options: ReconstructOptions, model, ou
                                                   init=replace(start, identity=identity))  # fmt: skip
             reconstruction.save(output / name, outputs or DEFAULT_OUTPUTS)
             reconstructions.append(reconstruction)
-            weights.append(view_weight(rec, image_info.image, reconstruction)
-                           * expression_share(model, reconstruction.coefficients.expression))  # fmt: skip
+            weights.append(fusion_weight(rec, image_info.image, reconstruction, reconstruction.coefficients.expression))
             poses.append(PersonPose(float(i), reconstruction.pose.rotation, reconstruction.pose.translation,
                                     reconstruction.coefficients.expression, reconstruction.fit.landmark_error_px,
                                     sh=reconstruction.coefficients.sh, extra={"photo": str(path), "folder": name}))  # fmt: skip
         albedos = [r.textures.albedo for r in reconstructions]
         fused = fuse_textures([r.textures.texture for r in reconstructions], weights,
                               albedos if all(a is not None for a in albedos) else None)  # fmt: skip
-        first = views[0][0].image
-        write_person(output, rec, identity, poses, fused.texture, albedo=fused.albedo, fps=None,
-                     image_size=(first.shape[1], first.shape[0]),
+        write_person(output, model, rec.layout, identity, poses, fused.texture, albedo=fused.albedo, fps=None,
+                     camera=rec.camera_for(views[0][0].image), texture_size=options.texture_size,
                      info={"photos": [str(p) for p in used], "skipped": {str(p): r for p, r in skipped},
                            "landmark_error_px": [float(np.median(v.residual_px)) for v in joint.views]})  # fmt: skip
     finally:

@@ -20,13 +20,12 @@ import torch
 from facerecon.core.errors import EmptyVideoError, NoFaceError, VideoReadError
 from facerecon.core.threads import compute_threads
 from facerecon.core.timing import timed
-from facerecon.detect.types import Detection
 from facerecon.geometry.camera import PerspectiveCamera
 from facerecon.geometry.mesh_ops import vertex_normals
 from facerecon.io.atomic import atomic_directory
 from facerecon.models.face_model import FaceModel
 from facerecon.pipeline.options import ReconstructOptions
-from facerecon.pipeline.run import Reconstructor, photo_camera
+from facerecon.pipeline.run import Reconstructor, sized_camera
 from facerecon.render.images import composite, display_light, to_uint8
 from facerecon.render.sample import sample_image
 from facerecon.render.scene import Scene, render_scene
@@ -36,16 +35,21 @@ from facerecon.sequence.person import (
     PersonPose,
     PoseStart,
     fuse_textures,
+    fusion_weight,
     nearest_detection,
-    expression_share,
     person_reconstructor,
-    view_weight,
     write_person,
 )
 from facerecon.sequence.track_fit import FrameFit, TrackFit, TrackFitConfig, fit_track
-from facerecon.sequence.tracking import FlowConfig, dense_fitter, landmark_selector, track_faces
+from facerecon.sequence.tracking import (
+    FlowConfig,
+    dense_fitter,
+    landmark_selector,
+    track_faces,
+)
 from facerecon.sequence.video import probe_video, read_ahead, read_frames
 from facerecon.sequence.video_writer import VideoWriter
+from facerecon.texture.atlas import export_layout
 
 __all__ = ["TrackResult", "VideoOptions", "VideoResult", "reconstruct_video"]
 
@@ -193,7 +197,7 @@ def _reconstruct_video(path, output, options: VideoOptions, model, detector, pro
     if tracked.frames == 0:
         raise EmptyVideoError(f"{path}: no frames in the chosen window")
     width, height = tracked.size
-    camera = photo_camera(np.zeros((height, width, 3), np.uint8), None, options.photo.default_focal_35mm)
+    camera = sized_camera(width, height, None, options.photo.default_focal_35mm)
     skipped: list[tuple[int, str]] = []
     fits: list[TrackFit] = []
     tracks = []
@@ -223,9 +227,7 @@ def _reconstruct_video(path, output, options: VideoOptions, model, detector, pro
                 still = create_detector("mediapipe")
             keyframe_at: dict[int, list[tuple[int, int]]] = {}
             for k, (track, fit) in enumerate(zip(tracks, fits)):
-                rec = person_reconstructor(model, options.photo, fit.identity, still) if photometric else Reconstructor(
-                    model, options.photo, detector=still or _NoDetector(), estimator=_NoEstimator())  # fmt: skip
-                people.append(_Person(rec))
+                people.append(_Person(person_reconstructor(model, options.photo, fit.identity, still) if photometric else None))
                 for position in fit.keyframes if photometric else ():
                     keyframe_at.setdefault(int(track.frame_indices[position]), []).append((k, position))
             if keyframe_at:
@@ -244,6 +246,7 @@ def _reconstruct_video(path, output, options: VideoOptions, model, detector, pro
             lights = _last_pass(model, frames(), tracks, fits, people, camera, options, output, fps, (width, height),
                                 progress, tracked.frames)  # fmt: skip
             results = []
+            layout = export_layout(model, "head")
             for k, (track, fit) in enumerate(zip(tracks, fits)):
                 person = people[k]
                 fused = person.fused
@@ -259,9 +262,9 @@ def _reconstruct_video(path, output, options: VideoOptions, model, detector, pro
                 about = {"video": str(path), "track_id": track.track_id, "fps": fps,
                          "keyframes": sorted(keyframe_indices), "stages": options.stages}  # fmt: skip
                 with atomic_directory(folder) as scratch:  # a track's folder appears whole or not at all
-                    write_person(scratch, person.rec, fit.identity, poses, None if fused is None else fused.texture,
-                                 albedo=None if fused is None else fused.albedo, fps=fps, image_size=(width, height),
-                                 info=about)  # fmt: skip
+                    write_person(scratch, model, layout, fit.identity, poses, None if fused is None else fused.texture,
+                                 albedo=None if fused is None else fused.albedo, fps=fps, camera=camera,
+                                 texture_size=options.photo.texture_size, info=about)  # fmt: skip
                 errors = [f.landmark_error_px for f in fit.frames]
                 results.append(TrackResult(track.track_id, folder, len(track), tuple(sorted(keyframe_indices)),
                                            float(np.median(errors))))  # fmt: skip
@@ -280,35 +283,16 @@ def _note(notes: list[tuple[int, str]], index: int, text: str) -> None:
 
 @dataclass(eq=False)
 class _Person:
-    """A track's person while the video is reconstructed: the reconstructor that writes (and, with every stage,
-    fits the keyframes with the identity held), the keyframes' reconstructions and texel weights, the fused texture
-    and the mean per-vertex albedo ``(V_fit, 3)`` (None before the keyframes, or with landmarks only)."""
+    """A track's person while the video is reconstructed: with every stage, the reconstructor that fits the
+    keyframes with the identity held (None with landmarks only), the keyframes' reconstructions and fusion weights,
+    the fused texture and the mean per-vertex albedo ``(V_fit, 3)`` (None before the keyframes, or with landmarks
+    only)."""
 
-    rec: Reconstructor
+    rec: Reconstructor | None
     views: list = field(default_factory=list)
     weights: list = field(default_factory=list)
     fused: FusedTexture | None = None
     albedo: torch.Tensor | None = None
-
-
-class _NoDetector:
-    """Stands in for a detector where a :class:`Reconstructor` only writes files."""
-
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        return []
-
-    def close(self) -> None:
-        pass
-
-
-class _NoEstimator:
-    name = "none"
-
-    def estimate(self, *args, **kwargs):
-        raise RuntimeError("this reconstructor only writes files")
-
-    def close(self) -> None:
-        pass
 
 
 def _keyframe(person: _Person, image: np.ndarray, track, fit: TrackFit, position: int, camera: PerspectiveCamera, select) -> None:
@@ -326,7 +310,7 @@ def _keyframe(person: _Person, image: np.ndarray, track, fit: TrackFit, position
     except NoFaceError:
         return
     person.views.append(reconstruction)
-    person.weights.append(view_weight(rec, image, reconstruction) * expression_share(rec.model, frame.expression))
+    person.weights.append(fusion_weight(rec, image, reconstruction, frame.expression))
 
 
 def _last_pass(model, frames, tracks, fits, people, camera, options, output, fps, size, progress, total) -> dict:

@@ -94,7 +94,7 @@ def test_known_motion_is_followed_without_lag(moving_photo_clip, sequence_model)
     fitted alone, and one identity."""
     from facerecon.detect.mediapipe_mesh import MediaPipeVideoDetector
     from facerecon.fit.landmarks import LandmarkFitter, mediapipe478_targets
-    from facerecon.pipeline.run import photo_camera
+    from facerecon.pipeline.run import sized_camera
     from facerecon.sequence.track_fit import fit_track
     from facerecon.sequence.tracking import track_faces
     from facerecon.sequence.video import read_frames
@@ -115,7 +115,7 @@ def test_known_motion_is_followed_without_lag(moving_photo_clip, sequence_model)
     # The flow measured the known motion to a fraction of a pixel.
     known = np.diff(moving_offset(np.arange(50)), axis=0)  # (49, 2)
     assert np.abs(np.median(track.flow[1:], axis=1) - known).mean() < 0.3
-    camera = photo_camera(np.zeros((480, 480, 3), np.uint8))
+    camera = sized_camera(480, 480)
     video = fit_track(fitter, track, camera)
     alone = [fitter.fit(track.landmarks[t], camera=camera) for t in range(50)]
 
