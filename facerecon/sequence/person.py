@@ -123,7 +123,9 @@ def fusion_weight(rec: Reconstructor, image: np.ndarray, reconstruction: Reconst
     rotation = torch.as_tensor(reconstruction.pose.rotation, dtype=torch.float32)
     translation = torch.as_tensor(reconstruction.pose.translation, dtype=torch.float32)
     cam = vertices @ rotation.T + translation
-    camera = rec.camera_for(image).to(dtype=torch.float32)
+    # The camera the view was reconstructed with (a photo's EXIF focal length, not the default).
+    (height, width), (fx, fy, cx, cy) = reconstruction.camera.image_size, reconstruction.camera.intrinsics
+    camera = PerspectiveCamera(*(torch.tensor([v], dtype=torch.float32) for v in (fx, fy, cx, cy)), width, height)
     photo = torch.from_numpy(image).permute(2, 0, 1).float() / 255.0
     screen = camera.project_with_depth(cam)
     seen = rec.baker.bake(photo, screen, cam, face.triangles, torch.zeros(n, 3)).weight

@@ -120,7 +120,7 @@ def _reconstruct_photo_set(paths, output, options: ReconstructOptions, model, ou
         fused = fuse_textures([r.textures.texture for r in reconstructions], weights,
                               albedos if all(a is not None for a in albedos) else None)  # fmt: skip
         write_person(output, model, rec.layout, identity, poses, fused.texture, albedo=fused.albedo, fps=None,
-                     camera=rec.camera_for(views[0][0].image), texture_size=options.texture_size,
+                     camera=views[0][2].camera, texture_size=options.texture_size,
                      info={"photos": [str(p) for p in used], "skipped": {str(p): r for p, r in skipped},
                            "landmark_error_px": [float(np.median(v.residual_px)) for v in joint.views]})  # fmt: skip
     finally:

@@ -158,7 +158,7 @@ def test_truncated_video_keeps_the_frames_before(truncated_clip, tmp_path: Path,
 
 
 def test_same_person_command(faces_dir: Path, tmp_path: Path, capsys) -> None:
-    photos = [faces_dir / "deca-exp-0.jpg", faces_dir / "deca-exp-4.jpg"]
+    photos = [faces_dir / "deca-exp-4.jpg", faces_dir / "deca-exp-0.jpg"]  # the first has an EXIF focal length
     missing = tmp_path / "missing.jpg"
     out = tmp_path / "out"
     code = _reconstruct("--same-person", *photos, missing, "-o", out, "--stages", "landmarks", "--outputs", "glb,params")
@@ -166,7 +166,11 @@ def test_same_person_command(faces_dir: Path, tmp_path: Path, capsys) -> None:
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("facerecon:")]
     assert len(err) == 1 and "missing.jpg" in err[0] and "left out" in err[0]
     lines = [json.loads(line) for line in (out / "params.jsonl").read_text().splitlines()]
-    assert [line["folder"] for line in lines] == ["deca-exp-0", "deca-exp-4"]
+    assert [line["folder"] for line in lines] == ["deca-exp-4", "deca-exp-0"]
+    # The set's camera is its first photo's, EXIF focal length included.
+    first = json.loads((out / "deca-exp-4" / "params.json").read_text())["intrinsics"]
+    assert first["focal_source"] == "exif"
+    assert json.loads((out / "person.json").read_text())["camera"]["fx"] == pytest.approx(first["fx"], rel=1e-9)
     assert (out / "face.glb").is_file() and read_glb_animation(out / "face.glb") is None
     assert (out / "deca-exp-0" / "params.json").is_file() and (out / "deca-exp-4" / "face.glb").is_file()
     identities = {tuple(json.loads((out / name / "params.json").read_text())["identity"]) for name in ("deca-exp-0", "deca-exp-4")}
