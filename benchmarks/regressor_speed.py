@@ -8,7 +8,7 @@ the float32 and float16 safetensors files, then:
 * ONNX Runtime, the network alone at batch 1 on one thread: median ms over ``--runs`` runs after a warm-up
   (target: <= 1 ms);
 * ONNX Runtime batched on ``--threads`` cores: faces/s at each of ``--batches`` (target: >= 2000/s on 2 cores),
-  as ``OnnxRegressor(workers=2)`` runs it (chunks of 16 crops, one thread each, two at a time), and for comparison
+  as ``OnnxNetwork(workers=2)`` runs it (chunks of 16 crops, one thread each, two at a time), and for comparison
   with 2 intra-operator threads on the whole batch, and on one thread;
 * torch eager (BatchNorm folded, no grad) as the baseline, at batch 1 on one thread and batched on ``--threads``
   threads, with the time ratio ONNX / torch (below 1 is faster).
@@ -28,7 +28,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from facerecon.core.threads import torch_threads
-from facerecon.nets.onnx import OnnxRegressor, export_onnx
+from facerecon.nets.onnx import OnnxNetwork, export_onnx
 from facerecon.nets.regressor import FaceRegressor, fold_batchnorm
 from facerecon.nets.weights import save_weights
 from _timing import median_ms  # benchmarks/_timing.py (the script folder is on sys.path)
@@ -56,7 +56,7 @@ def main() -> None:
             print(f"safetensors {str(dtype).removeprefix('torch.')}: {os.path.getsize(file) / 1e6:.2f} MB")
         onnx_file = export_onnx(net, Path(tmp) / "net.onnx")
         print(f"ONNX file: {os.path.getsize(onnx_file) / 1e6:.2f} MB")
-        single = OnnxRegressor(onnx_file, threads=1)
+        single = OnnxNetwork(onnx_file, threads=1)
         folded = fold_batchnorm(net)
         one = np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)
         one_t = torch.from_numpy(one)
@@ -77,10 +77,10 @@ def main() -> None:
             crops_t = torch.from_numpy(crops)
             runs = max(5, 2048 // batch)
             runners = {  # the recommended way first: one thread per chunk, `cores` chunks at a time
-                f"{cores} workers x 1 thread, chunks of 16": OnnxRegressor(onnx_file, threads=1, workers=cores),
-                f"{cores} intra-op threads, one run": OnnxRegressor(onnx_file, threads=cores, chunk_size=batch),
+                f"{cores} workers x 1 thread, chunks of 16": OnnxNetwork(onnx_file, threads=1, workers=cores),
+                f"{cores} intra-op threads, one run": OnnxNetwork(onnx_file, threads=cores, chunk_size=batch),
                 "1 thread, chunks of 16": single,
-                "1 thread, one run": OnnxRegressor(onnx_file, threads=1, chunk_size=batch),
+                "1 thread, one run": OnnxNetwork(onnx_file, threads=1, chunk_size=batch),
             }
             rates = {}
             for name, runner in runners.items():

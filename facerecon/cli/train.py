@@ -1,4 +1,5 @@
-"""``facerecon train corpus|regressor``: make the regressor's training corpus, and train the regressor.
+"""``facerecon train corpus|regressor|posmap``: make the training corpus, and train the regressor or the
+position-map network.
 
 * ``facerecon train corpus --split train|val --data DATA -o DIR``: fit every face of the split's photos and video
   frames (cached in ``DIR/subjects``) and render the self-augmented views into ``DIR`` (:mod:`facerecon.train.corpus`;
@@ -6,6 +7,9 @@
 * ``facerecon train regressor --config FILE -o DIR [--device auto|cpu|cuda]``: train (or resume) the regressor
   (:mod:`facerecon.train.regressor`); validation figures are printed as it goes; the weights end in
   ``DIR/regressor.safetensors``. The shipped config: ``facerecon/train/configs/regressor.json``.
+* ``facerecon train posmap --config FILE -o DIR [--device ...]``: train (or resume) the UV position-map network of
+  paper 002 on the same corpus (:mod:`facerecon.train.posmap`); the weights end in ``DIR/posmap.safetensors``. The
+  shipped config: ``facerecon/train/configs/posmap.json`` (``posmap-r2.json``: the r2 weight-mask ablation).
 
 Exit code: 0 on success, 2 for a bad command line or config, 8 when some pictures of a split gave no face (they are
 listed; the corpus is written from the others).
@@ -45,6 +49,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     regressor.add_argument("--no-resume", action="store_true", help="start again even if the folder has a checkpoint")
     regressor.add_argument("--quiet", action="store_true", help="no progress bar")
     regressor.set_defaults(func=run_regressor)
+
+    posmap = commands.add_parser("posmap", help="train the UV position-map network (paper 002) on a corpus")
+    posmap.add_argument("--config", type=Path, required=True, help="the training config JSON (PosMapTrainConfig)")
+    posmap.add_argument("-o", "--output", type=Path, required=True, help="the run folder (checkpoints, weights)")
+    posmap.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: %(default)s)")
+    posmap.add_argument("--no-resume", action="store_true", help="start again even if the folder has a checkpoint")
+    posmap.add_argument("--quiet", action="store_true", help="no progress bar")
+    posmap.set_defaults(func=run_posmap)
 
 
 def _usage(message: str) -> int:
@@ -116,6 +128,41 @@ def run_regressor(args: argparse.Namespace) -> int:
     try:
         result = train_regressor(model, config, args.output, device=args.device, resume=not args.no_resume,
                                  on_step=on_step, on_eval=on_eval)  # fmt: skip
+    except (FileNotFoundError, ValueError) as err:
+        bar.close()
+        return _usage(str(err))
+    bar.close()
+    print(f"{result.weights}: sha256 {result.sha256}")
+    print(json.dumps(result.metrics, indent=1, sort_keys=True))
+    return ExitCode.OK
+
+
+def run_posmap(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from facerecon.models import load_model
+    from facerecon.train.posmap import PosMapTrainConfig, train_posmap
+
+    try:
+        config = PosMapTrainConfig.from_json(args.config.read_text())
+    except (OSError, ValueError, TypeError) as err:
+        return _usage(f"{args.config}: {err}")
+    model = load_model()
+    bar = tqdm(total=config.steps, desc="training", unit="step", disable=args.quiet, file=sys.stderr)
+
+    def on_step(step: int, loss: float) -> None:
+        if bar.n == 0 and step > 1:
+            bar.update(step - 1)
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+
+    def on_eval(step: int, metrics: dict[str, float]) -> None:
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+        (bar.write if not args.quiet else print)(f"step {step}: validation {shown}")
+
+    try:
+        result = train_posmap(model, config, args.output, device=args.device, resume=not args.no_resume,
+                              on_step=on_step, on_eval=on_eval)  # fmt: skip
     except (FileNotFoundError, ValueError) as err:
         bar.close()
         return _usage(str(err))

@@ -1,9 +1,13 @@
-"""ONNX export of a :class:`~facerecon.nets.regressor.FaceRegressor` and an ONNX Runtime runner with the same call.
+"""ONNX export of the package's networks and an ONNX Runtime runner with the torch module's call.
+
+Every network of :mod:`facerecon.nets.architectures` (the :class:`~facerecon.nets.regressor.FaceRegressor`, the
+:class:`~facerecon.nets.posmap.PosMapNet`) is exported and run the same way; the graph records its architecture and
+config, and a runner decodes the graph's output as the torch module does. What follows says it for the regressor.
 
 :func:`export_onnx` folds the BatchNorms (:func:`~facerecon.nets.regressor.fold_batchnorm`) and exports the
 network's undecoded output vector with torch's ``torch.export``-based exporter (``dynamo=True``, the default and
 maintained one since torch 2.9; it needs ``onnx`` and ``onnxscript``, the ``train`` extra), ONNX opset
-:data:`OPSET`, a dynamic batch axis and the config JSON in the model's metadata. :class:`OnnxRegressor` runs
+:data:`OPSET`, a dynamic batch axis and the config JSON in the model's metadata. :class:`OnnxNetwork` runs
 that graph and decodes its vector with the same :func:`~facerecon.nets.regressor.decode_output` as the torch
 module, so both return the same :class:`~facerecon.nets.regressor.RegressorOutput` (torch tensors on the CPU).
 
@@ -22,7 +26,7 @@ core install runs the regressor without the ``train`` extra.
 
 Example:
     >>> export_onnx(FaceRegressor().eval(), "regressor.onnx")         # doctest: +SKIP
-    >>> out = OnnxRegressor("regressor.onnx")(crops)                   # crops (B, 3, 128, 128) float32 in [0, 1]
+    >>> out = OnnxNetwork("regressor.onnx")(crops)                   # crops (B, 3, 128, 128) float32 in [0, 1]
 """
 
 from __future__ import annotations
@@ -41,31 +45,27 @@ from facerecon.core.check import describe
 from facerecon.core.errors import WeightsError
 from facerecon.core.optional import require
 from facerecon.io.atomic import atomic_path
-from facerecon.nets.regressor import (
-    FaceRegressor,
-    RegressorConfig,
-    RegressorOutput,
-    check_crops,
-    decode_output,
-    fold_batchnorm,
-)
+from facerecon.nets.architectures import Architecture, architecture_named, architecture_of
+from facerecon.nets.regressor import check_crops
 
-__all__ = ["CONFIG_KEY", "INPUT_NAME", "OPSET", "OUTPUT_NAME", "OnnxRegressor", "TorchRunner", "export_onnx",
-           "exporter_available", "fast_runner"]
+__all__ = ["ARCHITECTURE_KEY", "CONFIG_KEY", "INPUT_NAME", "OPSET", "OUTPUT_NAME", "OnnxNetwork", "TorchRunner",
+           "export_onnx", "exporter_available", "fast_runner"]
 
 OPSET = 18
 """The ONNX opset of exported graphs (onnxscript's own; ONNX Runtime >= 1.14 runs it)."""
 INPUT_NAME = "crops"
 OUTPUT_NAME = "vector"
 CONFIG_KEY = "facerecon.regressor_config"
-"""The metadata key of the config JSON in an exported graph."""
+"""The metadata key of the config JSON in an exported graph (named when the regressor was the only network)."""
+ARCHITECTURE_KEY = "facerecon.architecture"
+"""The metadata key of the network's architecture name (a graph without it is a ``FaceRegressor``'s)."""
 _MAX_BATCH = 65536
 
 
 class _VectorGraph(nn.Module):
-    """What the ONNX graph computes: crops ``(B, 3, S, S)`` -> the undecoded vector ``(B, D)``."""
+    """What the ONNX graph computes: crops ``(B, 3, S, S)`` -> the undecoded output (``forward_vector``)."""
 
-    def __init__(self, model: FaceRegressor) -> None:
+    def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
@@ -73,8 +73,8 @@ class _VectorGraph(nn.Module):
         return self.model.forward_vector(crops)
 
 
-def export_onnx(module: FaceRegressor, path: str | os.PathLike[str], input_size: int | None = None) -> Path:
-    """Export a network to an ONNX file (atomically) for :class:`OnnxRegressor`.
+def export_onnx(module: nn.Module, path: str | os.PathLike[str], input_size: int | None = None) -> Path:
+    """Export a network to an ONNX file (atomically) for :class:`OnnxNetwork`.
 
     The export works on an eval-mode copy with the BatchNorms folded; ``module`` itself is left as it is.
 
@@ -88,16 +88,20 @@ def export_onnx(module: FaceRegressor, path: str | os.PathLike[str], input_size:
         ``path`` as a ``Path``.
 
     Raises:
-        TypeError / ValueError: not a FaceRegressor, or a bad ``input_size``.
+        TypeError / ValueError: not a network of :mod:`facerecon.nets.architectures`, or a bad ``input_size``.
         MissingDependencyError: ``onnx`` or ``onnxscript`` is not installed (``pip install "facerecon[train]"``).
     """
-    if not isinstance(module, FaceRegressor):
-        raise TypeError(f"module: expected a FaceRegressor, got {describe(module)}")
+    try:
+        arch = architecture_of(module)
+    except TypeError:
+        raise TypeError(f"module: expected a network of facerecon.nets (e.g. a FaceRegressor), got {describe(module)}") from None
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"module: expected a network, got {describe(module)}")
     for name in ("onnx", "onnxscript"):
         require(name, extra="train", purpose="exporting a network to ONNX")
     config = module.config if input_size is None else dataclasses.replace(module.config, input_size=input_size)
     size = config.input_size
-    graph = _VectorGraph(fold_batchnorm(module).cpu().float()).eval()
+    graph = _VectorGraph(arch.fold(module).cpu().float()).eval()
     example = torch.full((1, 3, size, size), 0.5)  # any crop: the graph does not depend on the values
     with warnings.catch_warnings():  # torch's exporter warns about its own use of a deprecated pytree API
         warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
@@ -113,12 +117,13 @@ def export_onnx(module: FaceRegressor, path: str | os.PathLike[str], input_size:
             verbose=False,
         )
     program.model.metadata_props[CONFIG_KEY] = config.to_json()
+    program.model.metadata_props[ARCHITECTURE_KEY] = arch.name
     with atomic_path(path, suffix=".onnx") as tmp:
         program.save(str(tmp), external_data=False)
     return Path(path)
 
 
-class OnnxRegressor:
+class OnnxNetwork:
     """Runs an exported network with ONNX Runtime on the CPU; called like the torch module.
 
     Args:
@@ -155,11 +160,13 @@ class OnnxRegressor:
             self._session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
         except Exception as err:  # noqa: BLE001 - onnxruntime's Fail, InvalidProtobuf, ... derive from Exception only
             raise WeightsError(f"{path}: not an ONNX graph ONNX Runtime can load ({' '.join(str(err).split())})") from None
-        text = self._session.get_modelmeta().custom_metadata_map.get(CONFIG_KEY)
+        meta = self._session.get_modelmeta().custom_metadata_map
+        text = meta.get(CONFIG_KEY)
         if text is None:
             raise WeightsError(f"{path}: an ONNX graph without facerecon's config (not written by export_onnx)")
         try:
-            self.config = RegressorConfig.from_json(text)
+            self.architecture: Architecture = architecture_named(meta.get(ARCHITECTURE_KEY, "FaceRegressor"))
+            self.config = self.architecture.config.from_json(text)
         except (TypeError, ValueError) as err:
             raise WeightsError(f"{path}: bad config in the ONNX metadata ({' '.join(str(err).split())})") from None
         self.path = path
@@ -181,14 +188,16 @@ class OnnxRegressor:
         with ThreadPoolExecutor(min(self.workers, len(chunks))) as pool:
             return np.concatenate(list(pool.map(self._run, chunks)))
 
-    def __call__(self, crops: np.ndarray) -> RegressorOutput:
+    def __call__(self, crops: np.ndarray):
         """Predict the face in each crop.
 
         Args:
             crops: ``(B, 3, S, S)`` float32 RGB in [0, 1] (a NumPy array; other float dtypes are converted).
 
         Returns:
-            :class:`RegressorOutput` of CPU float32 torch tensors, as :class:`FaceRegressor` returns.
+            What the torch module returns, of CPU float32 tensors: a
+            :class:`~facerecon.nets.regressor.RegressorOutput` for the regressor, the maps ``(B, 3, M, M)`` for the
+            position-map network.
 
         Raises:
             TypeError / ValueError: another shape, an integer dtype, values outside [0, 1].
@@ -197,11 +206,11 @@ class OnnxRegressor:
             raise TypeError(f"crops: expected a NumPy array, got {describe(crops)} (use .numpy())")
         check_crops(crops, self.config.input_size)
         vector = self.run_vector(np.ascontiguousarray(crops, dtype=np.float32))
-        return decode_output(torch.from_numpy(vector), self.config)
+        return self.architecture.decode(torch.from_numpy(vector), self.config)
 
 
 class TorchRunner:
-    """Runs the torch network (BatchNorms folded) with :class:`OnnxRegressor`'s interface: the fallback where the
+    """Runs the torch network (BatchNorms folded) with :class:`OnnxNetwork`'s interface: the fallback where the
     ONNX exporter (the ``train`` extra) is not installed and no exported graph is cached. Measured here on one
     thread for one 128 px crop: 2.7 ms against ONNX Runtime's ~1 ms.
 
@@ -210,10 +219,11 @@ class TorchRunner:
         threads: torch threads while it runs (restored afterwards).
     """
 
-    def __init__(self, model: FaceRegressor, *, threads: int = 1) -> None:
+    def __init__(self, model: nn.Module, *, threads: int = 1) -> None:
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise ValueError(f"threads: expected a positive int, got {threads!r}")
-        self._model = fold_batchnorm(model).cpu().float().eval()
+        self.architecture = architecture_of(model)
+        self._model = self.architecture.fold(model).cpu().float().eval()
         self.config = model.config
         self.threads = threads
 
@@ -224,12 +234,12 @@ class TorchRunner:
         with torch_threads(self.threads), torch.inference_mode():
             return self._model.forward_vector(torch.from_numpy(np.ascontiguousarray(crops, dtype=np.float32))).numpy()
 
-    def __call__(self, crops: np.ndarray) -> RegressorOutput:
-        """As :meth:`OnnxRegressor.__call__`."""
+    def __call__(self, crops: np.ndarray):
+        """As :meth:`OnnxNetwork.__call__`."""
         if isinstance(crops, torch.Tensor):
             raise TypeError(f"crops: expected a NumPy array, got {describe(crops)} (use .numpy())")
         check_crops(crops, self.config.input_size)
-        return decode_output(torch.from_numpy(self.run_vector(crops)), self.config)
+        return self.architecture.decode(torch.from_numpy(self.run_vector(crops)), self.config)
 
 
 def exporter_available() -> bool:
@@ -242,7 +252,7 @@ def exporter_available() -> bool:
         return False
 
 
-def fast_runner(model: FaceRegressor, graph: str | os.PathLike[str], *, threads: int = 1) -> OnnxRegressor | TorchRunner:
+def fast_runner(model: nn.Module, graph: str | os.PathLike[str], *, threads: int = 1) -> OnnxNetwork | TorchRunner:
     """The fastest runner this installation has for ``model``: ONNX Runtime on ``graph`` (exported there first when
     it is missing and the exporter is installed), else :class:`TorchRunner`."""
     graph = Path(graph)
@@ -251,4 +261,4 @@ def fast_runner(model: FaceRegressor, graph: str | os.PathLike[str], *, threads:
             return TorchRunner(model, threads=threads)
         graph.parent.mkdir(parents=True, exist_ok=True)
         export_onnx(model.eval(), graph)
-    return OnnxRegressor(graph, threads=threads)
+    return OnnxNetwork(graph, threads=threads)

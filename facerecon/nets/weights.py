@@ -1,11 +1,12 @@
 """Network weights as safetensors files (no pickle: loading a file runs no code), loaded strictly.
 
-A file holds the state dict of a :class:`~facerecon.nets.regressor.FaceRegressor` (float32 or float16) and, in
-its ``__metadata__`` (string to string):
+A file holds the state dict of one of the package's networks (:mod:`facerecon.nets.architectures`: the
+:class:`~facerecon.nets.regressor.FaceRegressor`, the :class:`~facerecon.nets.posmap.PosMapNet`; float32 or float16)
+and, in its ``__metadata__`` (string to string):
 
 * ``format`` = ``"facerecon.nets"`` and ``format_version`` (:data:`FORMAT_VERSION`);
-* ``architecture``: the network class, ``"FaceRegressor"``;
-* ``config``: the network's :class:`~facerecon.nets.regressor.RegressorConfig` as JSON;
+* ``architecture``: the network class, e.g. ``"FaceRegressor"``;
+* ``config``: the network's config (e.g. :class:`~facerecon.nets.regressor.RegressorConfig`) as JSON;
 * ``training_config``: the training run's configuration as JSON (whatever the trainer records);
 * ``metrics``: the metrics reached (a JSON object of numbers, on held-out data);
 * ``face_model_sha256``: the SHA-256 of the face model the network was trained for
@@ -45,7 +46,8 @@ import torch
 from facerecon.core.check import describe
 from facerecon.core.errors import WeightsError
 from facerecon.io.atomic import write_bytes_atomic
-from facerecon.nets.regressor import FaceRegressor, RegressorConfig
+from facerecon.nets.architectures import architecture_named, architecture_of
+from facerecon.nets.regressor import RegressorConfig
 
 __all__ = [
     "FORMAT",
@@ -61,7 +63,6 @@ __all__ = [
 
 FORMAT = "facerecon.nets"
 FORMAT_VERSION = 1
-_ARCHITECTURE = "FaceRegressor"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _SHOWN_KEYS = 3  # keys named in a message about missing or unexpected keys
 
@@ -80,8 +81,8 @@ class LoadedWeights:
         path: where it was read from.
     """
 
-    model: FaceRegressor
-    config: RegressorConfig
+    model: torch.nn.Module
+    config: Any
     training_config: dict[str, Any]
     metrics: dict[str, float]
     face_model_sha256: str
@@ -99,7 +100,7 @@ class NetWeights:
         sha256: the file's SHA-256.
         licence: the weights' licence (SPDX id or name).
         description: one line on what it is.
-        config: the architecture the file must hold.
+        config: the network config the file must hold (its type names the architecture).
         face_model_sha256: the face model it was trained for (SHA-256 of its source).
         metrics: the metrics reached, as recorded in the file.
         training_command: the command that trains it from scratch.
@@ -110,7 +111,7 @@ class NetWeights:
     sha256: str
     licence: str
     description: str
-    config: RegressorConfig
+    config: Any
     face_model_sha256: str
     metrics: Mapping[str, float] = field(default_factory=dict)
     training_command: str = ""
@@ -212,7 +213,7 @@ def _check_metrics(metrics: Mapping[str, float] | None) -> dict[str, float]:
 
 def save_weights(
     path: str | os.PathLike[str],
-    model: FaceRegressor,
+    model: torch.nn.Module,
     *,
     face_model_sha256: str,
     training_config: Mapping[str, Any] | str | Any | None = None,
@@ -223,7 +224,7 @@ def save_weights(
 
     Args:
         path: the file to write (``.safetensors``).
-        model: the network (not a :func:`~facerecon.nets.regressor.fold_batchnorm` copy: its keys differ).
+        model: a network of :mod:`facerecon.nets.architectures` (not a folded copy: its keys differ).
         face_model_sha256: the SHA-256 of the face model it was trained for (``FaceModel.info["source_sha256"]``).
         training_config: the training configuration: a mapping, a JSON string or an object with ``to_json()``.
         metrics: the metrics reached (finite numbers, held-out data).
@@ -235,15 +236,19 @@ def save_weights(
     Raises:
         TypeError / ValueError: bad arguments, or a model whose keys are not those of its architecture.
     """
-    if not isinstance(model, FaceRegressor):
-        raise TypeError(f"model: expected a FaceRegressor, got {describe(model)}")
+    try:
+        arch = architecture_of(model)
+    except TypeError:
+        raise TypeError(f"model: expected a network of facerecon.nets (e.g. a FaceRegressor), got {describe(model)}") from None
+    if isinstance(model, type):
+        raise TypeError(f"model: expected a network, got {describe(model)}")
     if dtype not in (torch.float32, torch.float16):
         raise ValueError(f"dtype: expected torch.float32 or torch.float16, got {dtype!r}")
     _check_sha256(face_model_sha256, "face_model_sha256")
     state = model.state_dict()
-    expected = FaceRegressor(model.config).state_dict()
+    expected = arch.network(model.config).state_dict()
     if set(state) != set(expected):
-        raise ValueError("model: its keys are not those of a FaceRegressor of its config (a folded copy?)")
+        raise ValueError(f"model: its keys are not those of a {arch.name} of its config (a folded copy?)")
     tensors = {
         key: (value.detach().to("cpu", dtype) if value.is_floating_point() else value.detach().cpu()).contiguous()
         for key, value in state.items()
@@ -251,7 +256,7 @@ def save_weights(
     metadata = {
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),
-        "architecture": _ARCHITECTURE,
+        "architecture": arch.name,
         "config": model.config.to_json(),
         "training_config": _json_object(training_config, "training_config"),
         "metrics": json.dumps(_check_metrics(metrics), sort_keys=True),
@@ -290,9 +295,13 @@ def _decode(data: bytes, where: str, sha256: str, device: torch.device | str | N
     except safetensors.SafetensorError as err:  # too short, a header that does not parse or fit, bad offsets
         raise WeightsError(f"{where}: not a readable safetensors file, truncated or corrupt ({_one_line(err)})") from None
     metadata = _metadata(data, where)
-    if metadata.get("format") != FORMAT or metadata.get("architecture") != _ARCHITECTURE:
+    try:
+        arch = architecture_named(metadata.get("architecture"))
+    except ValueError:
+        arch = None
+    if metadata.get("format") != FORMAT or arch is None:
         raise WeightsError(
-            f"{where}: expected a {FORMAT} {_ARCHITECTURE} file, got format {metadata.get('format')!r}, "
+            f"{where}: expected a {FORMAT} network file, got format {metadata.get('format')!r}, "
             f"architecture {metadata.get('architecture')!r}"
         )
     if metadata.get("format_version") != str(FORMAT_VERSION):
@@ -300,14 +309,14 @@ def _decode(data: bytes, where: str, sha256: str, device: torch.device | str | N
             f"{where}: format version {metadata.get('format_version')!r}, this facerecon reads version {FORMAT_VERSION}"
         )
     try:
-        config = RegressorConfig.from_json(metadata["config"])
+        config = arch.config.from_json(metadata["config"])
         training_config = json.loads(metadata["training_config"])
         metrics = _check_metrics(json.loads(metadata["metrics"]))
         face_model_sha256 = _check_sha256(metadata["face_model_sha256"], "face_model_sha256")
     except (KeyError, TypeError, ValueError) as err:
         missing = f"missing {err}" if isinstance(err, KeyError) else _one_line(err)
         raise WeightsError(f"{where}: bad metadata ({missing})") from None
-    model = FaceRegressor(config)
+    model = arch.network(config)
     expected = model.state_dict()
     missing_keys, extra_keys = set(expected) - set(tensors), set(tensors) - set(expected)
     if missing_keys or extra_keys:
@@ -342,7 +351,7 @@ def _read(source: Path | Traversable, where: str) -> bytes:
 
 
 def _verify(
-    loaded: LoadedWeights, where: str, sha256: str | None, face_model_sha256: str | None, config: RegressorConfig | None
+    loaded: LoadedWeights, where: str, sha256: str | None, face_model_sha256: str | None, config: Any
 ) -> LoadedWeights:
     if sha256 is not None and loaded.sha256 != sha256:
         raise WeightsError(f"{where}: SHA-256 {loaded.sha256}, expected {sha256} (a corrupt or different file)")

@@ -19,6 +19,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import safetensors.torch
@@ -260,7 +261,7 @@ def evaluate(net: FaceRegressor, corpus: Corpus, subset: VertexSubset, batch_siz
 
 
 # ------------------------------------------------------------------------------------------- checkpoints
-def save_checkpoint(path: Path, net: FaceRegressor, optimiser: torch.optim.Optimizer, step: int, config: TrainConfig) -> None:
+def save_checkpoint(path: Path, net: torch.nn.Module, optimiser: torch.optim.Optimizer, step: int, config: Any) -> None:
     """Weights, AdamW moments and the step in one safetensors file (atomically); the config as its metadata."""
     tensors = {f"model.{k}": v.detach().contiguous() for k, v in net.state_dict().items()}
     for i, p in enumerate(p for g in optimiser.param_groups for p in g["params"]):
@@ -274,15 +275,16 @@ def save_checkpoint(path: Path, net: FaceRegressor, optimiser: torch.optim.Optim
     write_bytes_atomic(path, data)
 
 
-def load_checkpoint(path: Path, net: FaceRegressor, optimiser: torch.optim.Optimizer, config: TrainConfig) -> int:
-    """Restore a :func:`save_checkpoint` file into ``net`` and ``optimiser``; returns its step.
+def load_checkpoint(path: Path, net: torch.nn.Module, optimiser: torch.optim.Optimizer, config: Any) -> int:
+    """Restore a :func:`save_checkpoint` file into ``net`` and ``optimiser``; returns its step. ``config`` is the
+    run's training config (any dataclass with ``to_json`` / ``from_json``: the regressor's or another network's).
 
     Raises:
         ValueError: a checkpoint of another config, or one whose tensors do not fit the network.
     """
     with safetensors.safe_open(str(path), "pt") as fh:
         meta = fh.metadata() or {}
-        if TrainConfig.from_json(meta.get("config", "{}")) != config:
+        if type(config).from_json(meta.get("config", "{}")) != config:
             raise ValueError(f"{path}: a checkpoint of another training config (start a new output folder, or pass the same config)")
         tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
     net.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)

@@ -20,13 +20,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from facerecon.core.errors import FaceReconError
 from facerecon.io.atomic import atomic_path
 from facerecon.io.image import read_image
 from facerecon.models.face_model import FaceModel
+from facerecon.sequence.video import read_frames
 from facerecon.train.corpus import SubjectAppearance
 
 SPLITS = ("train", "val")
@@ -65,26 +65,21 @@ def _images(folder: Path) -> list[Path]:
 
 
 def _frames(clip: Path, count: int) -> list[int]:
-    """``count`` frame indices spread evenly over the clip (not its first and last frames)."""
-    capture = cv2.VideoCapture(str(clip))
-    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-    capture.release()
-    if total <= 0:
-        return []
-    return sorted({int(round((k + 1) * total / (count + 1))) for k in range(count)})
+    """``count`` positions spread evenly over the clip's shown frames (not its first and last): positions in
+    decoding order, counted by decoding (a container's frame count can include frames an edit list hides, as
+    ``obama.mp4``'s 158 of which 55 are shown)."""
+    total = sum(1 for _ in read_frames(clip))
+    return sorted({int(round((k + 1) * total / (count + 1))) for k in range(count)} - {total})
 
 
 def read_source(source: Source) -> np.ndarray:
-    """``(H, W, 3)`` uint8 RGB of a photo or a video frame."""
+    """``(H, W, 3)`` uint8 RGB of a photo, or of the ``frame``-th shown frame of a video (0-based)."""
     if source.frame is None:
         return read_image(source.path)
-    capture = cv2.VideoCapture(str(source.path))
-    capture.set(cv2.CAP_PROP_POS_FRAMES, source.frame)
-    ok, bgr = capture.read()
-    capture.release()
-    if not ok:
-        raise FaceReconError(f"{source.path}: cannot read frame {source.frame}")
-    return np.ascontiguousarray(bgr[:, :, ::-1])
+    for position, frame in enumerate(read_frames(source.path)):
+        if position == source.frame:
+            return frame.image
+    raise FaceReconError(f"{source.path}: cannot read frame {source.frame} (the video shows {position + 1} frames)")
 
 
 _FIELDS = ("identity", "expression", "sh", "albedo", "albedo_texture", "photo")

@@ -41,9 +41,9 @@ def test_onnx_agrees_with_torch(regressor) -> None:
 
 def test_the_torch_runner_agrees_with_onnx(regressor) -> None:
     """Without the exporter the torch network runs instead (same outputs)."""
-    from facerecon.nets.onnx import OnnxRegressor, TorchRunner
+    from facerecon.nets.onnx import OnnxNetwork, TorchRunner
 
-    assert isinstance(regressor.network, OnnxRegressor)  # the test extra has the exporter
+    assert isinstance(regressor.network, OnnxNetwork)  # the test extra has the exporter
     runner = TorchRunner(load_shipped(DEFAULT_WEIGHTS).model)
     crops = np.random.default_rng(1).random((2, 3, 128, 128)).astype(np.float32)
     assert np.abs(runner.run_vector(crops) - regressor.network.run_vector(crops)).max() < 1e-4

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from facerecon.core.errors import WeightsError
-from facerecon.nets.onnx import CONFIG_KEY, OPSET, OnnxRegressor, export_onnx
+from facerecon.nets.onnx import CONFIG_KEY, OPSET, OnnxNetwork, export_onnx
 from facerecon.nets.regressor import FaceRegressor
 
 
@@ -30,7 +30,7 @@ def exported(tmp_path_factory, randomise) -> tuple[FaceRegressor, Path]:
 )
 def test_onnx_agrees_with_torch(exported, make_crops, batch, options):
     net, path = exported
-    runner = OnnxRegressor(path, **options)
+    runner = OnnxNetwork(path, **options)
     x = make_crops(batch, 128, seed=batch)
     with torch.no_grad():
         want = net(x)
@@ -61,12 +61,12 @@ def test_graph_metadata_and_opset(exported):
 def test_runner_threads_and_input_errors(exported):
     _, path = exported
     with pytest.raises(ValueError, match="threads"):
-        OnnxRegressor(path, threads=0)
+        OnnxNetwork(path, threads=0)
     with pytest.raises(ValueError, match="workers"):
-        OnnxRegressor(path, workers=True)
+        OnnxNetwork(path, workers=True)
     with pytest.raises(ValueError, match="chunk_size"):
-        OnnxRegressor(path, chunk_size=0)
-    runner = OnnxRegressor(path, threads=2)
+        OnnxNetwork(path, chunk_size=0)
+    runner = OnnxNetwork(path, threads=2)
     with pytest.raises(TypeError, match="NumPy"):
         runner(torch.rand(1, 3, 128, 128))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="crops"):
@@ -80,11 +80,11 @@ def test_runner_threads_and_input_errors(exported):
 
 def test_runner_file_errors(tmp_path):
     with pytest.raises(WeightsError, match="not found"):
-        OnnxRegressor(tmp_path / "none.onnx")
+        OnnxNetwork(tmp_path / "none.onnx")
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"not a protobuf at all")
     with pytest.raises(WeightsError, match="ONNX Runtime can load") as info:
-        OnnxRegressor(garbage)
+        OnnxNetwork(garbage)
     assert "\n" not in str(info.value)
 
 
@@ -100,7 +100,7 @@ def test_runner_rejects_a_graph_without_config(tmp_path):
     path = tmp_path / "plain.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=8), str(path))
     with pytest.raises(WeightsError, match="without facerecon's config"):
-        OnnxRegressor(path)
+        OnnxNetwork(path)
 
 
 def test_export_argument_errors(tmp_path):

@@ -155,7 +155,8 @@ def test_config_that_does_not_match_the_tensors(saved):
 @pytest.mark.parametrize(
     "edit, match",
     [
-        (lambda m: m.update(format="other"), "expected a facerecon.nets FaceRegressor file"),
+        (lambda m: m.update(format="other"), "expected a facerecon.nets network file, got format 'other'"),
+        (lambda m: m.update(architecture="Unet"), "expected a facerecon.nets network file, .*architecture 'Unet'"),
         (lambda m: m.update(format_version="99"), "format version '99'"),
         (lambda m: m.pop("metrics"), "bad metadata \\(missing 'metrics'\\)"),
         (lambda m: m.update(config='{"width": 1}'), "bad metadata \\(config: unknown keys width\\)"),
