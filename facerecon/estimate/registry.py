@@ -84,11 +84,20 @@ def _regress(model: FaceModel, **options: Any) -> Estimator:
     return RegressEstimator(model, **options)
 
 
+def _posmap(model: FaceModel, **options: Any) -> Estimator:
+    from facerecon.estimate.posmap import PosMapEstimator
+
+    return PosMapEstimator(model, **options)
+
+
 def _register_builtins() -> None:
     register_estimator("fit", _fit, gives_light=True,
                        description="landmark fit (MediaPipe's 478 points) then photometric fit of the ICT model")  # fmt: skip
     register_estimator("regress", _regress, gives_light=True,
                        description="the learned regressor: one network pass on the face crop, no optimisation (~ms)")  # fmt: skip
+    register_estimator("posmap", _posmap, gives_light=False,
+                       description="the UV position-map network (paper 002): the face's surface as a map, read back "
+                                   "and fitted by the model (no light)")  # fmt: skip
 
 
 _register_builtins()

@@ -130,7 +130,8 @@ class PointFitter:
         normal = np.block([[top, side], [side.T, c.T @ (c * self._w3[:, None])]])
         target = z - fixed
         rhs = np.concatenate([wd.T @ target, c.T @ (target * self._w3)])
-        # SciPy's Cholesky: NumPy's general solve of this 160 x 160 system took 16 ms on a busy 2-core machine.
+        # Symmetric positive definite: a Cholesky solve. Callers limit BLAS to one thread (core.threads.compute_threads,
+        # as the pipeline does): a threaded solve of this 160 x 160 system took 16 ms on a busy 2-core machine.
         return scipy.linalg.solve(normal, rhs, assume_a="pos", check_finite=False)
 
     def fit(self, points: np.ndarray) -> PointFit:
