@@ -17,7 +17,8 @@ pitch to 35, roll; no network trained on them):
    networks on ``--fit-limit`` of those faces (the fit takes seconds a face); a face the detector misses counts
    as failed and the means are over the faces every method measured;
 3. the ratio of each method's mean NME to ``fit``'s on those faces;
-4. a CED curve (paper 002, fig. 7) of every method on those faces, as ``OUT/posmap_ced.png``;
+4. a CED curve (paper 002, fig. 7) of every method on those faces, as ``OUT/posmap_ced.png``, and the two weight
+   masks at the network's map size and at 512 texels, as ``OUT/posmap_weight_masks.png``;
 5. the position-map network's time per face with ONNX Runtime on one thread (batch 1; the network alone, and the
    whole estimate: network, map read-back and model fit, two passes).
 """
@@ -121,6 +122,17 @@ def _table(title, methods, truth, yaws, faces, reference=None):
     return means
 
 
+def estimator_map_size(model, weights: str) -> int:
+    """The map side of a position-map network's weights."""
+    from pathlib import Path as _Path
+
+    from facerecon.nets.weights import load_shipped, load_weights
+
+    sha = model.info.get("source_sha256")
+    loaded = load_weights(_Path(weights), face_model_sha256=sha) if weights.endswith(".safetensors") else load_shipped(weights)
+    return loaded.config.map_size
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--r1", default="posmap-128-v1", help="the r1 network (shipped name or .safetensors)")
@@ -196,6 +208,22 @@ def run(args: argparse.Namespace) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out / "posmap_ced.png", dpi=120, bbox_inches="tight")
     print(f"\nCED curve: {args.out / 'posmap_ced.png'}")
+
+    from facerecon.nets.position_map import PositionMapLayout
+
+    panels = []
+    for size in (estimator_map_size(model, args.r1), 512):
+        layout = PositionMapLayout(model, size)
+        for ratio in ("r1", "r2"):
+            mask = layout.weight_mask(ratio).numpy()
+            panels.append((f"{ratio} at {size} texels", mask / mask.max()))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4))
+    for ax, (title, mask) in zip(axes, panels):
+        ax.imshow(mask, cmap="magma", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(title)
+        ax.axis("off")
+    fig.savefig(args.out / "posmap_weight_masks.png", dpi=100, bbox_inches="tight")
+    print(f"weight masks (16 : 5 : 4 : 3 : 0 and 1 : 1 : 1 : 1 : 0): {args.out / 'posmap_weight_masks.png'}")
 
     estimator = create_estimator("posmap", model, weights=args.r1, threads=1)
     crop = (crops[0].transpose(2, 0, 1)[None] / 255.0).astype(np.float32)

@@ -57,6 +57,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "where it sees a yaw of 55 degrees or more (auto, the default); videos: a TIME (seconds or "
                              "[HH:]MM:SS[.s]) to start at")
     parser.add_argument("--fit-start", choices=FIT_STARTS, default=None, help="the fit's start (as --start NAME)")
+    parser.add_argument("--weights", metavar="NAME|FILE", default=None,
+                        help="--method regress or posmap: the network's weights, a shipped name (facerecon.nets.weights."
+                             "SHIPPED_WEIGHTS) or a .safetensors file from `facerecon train` (default: the shipped ones)")
     parser.add_argument("--stages", choices=("landmarks", "photometric", "all"), default="all",
                         help="landmarks only, + photometric refinement, or + albedo refinement (default)")
     parser.add_argument("--faces", choices=("all", "largest"), default="all", help="which faces of each photo")
@@ -127,12 +130,17 @@ def run(args: argparse.Namespace) -> int:
     if start not in ("auto", "pnp") and method != "fit":
         print(f"facerecon reconstruct: error: --start {start} needs --method fit", file=sys.stderr)
         return ExitCode.USAGE
+    weights = getattr(args, "weights", None)
+    if weights is not None and method not in ("regress", "posmap"):
+        print("facerecon reconstruct: error: --weights needs --method regress or posmap", file=sys.stderr)
+        return ExitCode.USAGE
     engine, address = getattr(args, "engine", "local"), getattr(args, "address", None)
     if address is not None and engine != "ray":
         print("facerecon reconstruct: error: --address needs --engine ray", file=sys.stderr)
         return ExitCode.USAGE
     options = ReconstructOptions(
         method=method, start=start, stages=args.stages, faces=args.faces,
+        method_options={} if weights is None else {"weights": weights},
         render_images=not args.no_images and bool({"pictures", "depth"} & set(outputs)),
         # getattr: other commands (``facerecon demo``) call run() with their own arguments.
         texture_completion=not getattr(args, "no_completion", False), details=not getattr(args, "no_details", False),

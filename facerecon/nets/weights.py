@@ -47,6 +47,7 @@ from facerecon.core.check import describe
 from facerecon.core.errors import WeightsError
 from facerecon.io.atomic import write_bytes_atomic
 from facerecon.nets.architectures import architecture_named, architecture_of
+from facerecon.nets.posmap import PosMapConfig
 from facerecon.nets.regressor import RegressorConfig
 
 __all__ = [
@@ -163,7 +164,47 @@ def _shipped() -> dict[str, NetWeights]:
             "facerecon train regressor --config facerecon/train/configs/regressor.json -o runs/regressor-128-v2"
         ),
     )
-    return {regressor.name: regressor, current.name: current}
+    # The position-map network of paper 002 (facerecon.estimate.posmap), and its r2 ablation (same recipe, the weight
+    # mask 1 : 1 : 1 : 1 : 0); both trained at once, one thread each, 7000 steps in 57 min. Stored as float16 (the
+    # maps differ from float32's by at most 0.15 px of the crop). Figures: the validation corpus (faces/ re-rendered at
+    # full pose, 6480 views), NME of the 68 points read from the maps (landmarks' box) and the map loss (each run's mask).
+    posmap_command = (
+        "facerecon train corpus --split train --data ../shared/data -o corpus/train "
+        "--config facerecon/train/configs/corpus.json --views 120 --workers 2 && "
+        "facerecon train corpus --split val --data ../shared/data -o corpus/val "
+        "--config facerecon/train/configs/corpus.json --views 120 && "
+        "facerecon train posmap --config facerecon/train/configs/{config}.json -o runs/{config}"
+    )
+    posmap = NetWeights(
+        name="posmap-128-v1",
+        file="nets/weights/posmap-128-v1.safetensors",
+        sha256="d3422bca5ee31577c5544db331d89eecf6cd8f4942cefc9e7198432170da52e4",
+        licence="MIT",
+        description="face crop (128 px) -> UV position map (64 x 64 texels of the face's UV tile); paper 002's "
+                    "region-weighted loss r1 (16 : 5 : 4 : 3 : 0), on the self-augmented corpus of faces-train + "
+                    "video-train (validation: the people of faces/)",
+        config=PosMapConfig(),
+        face_model_sha256="991d686219195aecc14b23f0c76fa99a98ebcbf439e95afb208566ab4617d083",
+        metrics={"faces": 6480.0, "map_loss": 0.08672197163105011, "nme": 0.05234309658408165,
+                 "nme_yaw_0_30": 0.045980989933013916, "nme_yaw_30_60": 0.04898630082607269,
+                 "nme_yaw_60_90": 0.05657323822379112},  # fmt: skip
+        training_command=posmap_command.format(config="posmap"),
+    )
+    ablation = NetWeights(
+        name="posmap-128-r2",
+        file="nets/weights/posmap-128-r2.safetensors",
+        sha256="57e2f5de96f96320ba5721f73775f197728f7fc1346cf828a55427477127ca06",
+        licence="MIT",
+        description="paper 002's ablation of posmap-128-v1: the same network and recipe with the weight mask r2 "
+                    "(1 : 1 : 1 : 1 : 0)",
+        config=PosMapConfig(),
+        face_model_sha256="991d686219195aecc14b23f0c76fa99a98ebcbf439e95afb208566ab4617d083",
+        metrics={"faces": 6480.0, "map_loss": 0.08814985305070877, "nme": 0.05420701205730438,
+                 "nme_yaw_0_30": 0.04780882969498634, "nme_yaw_30_60": 0.05070372670888901,
+                 "nme_yaw_60_90": 0.0585169792175293},  # fmt: skip
+        training_command=posmap_command.format(config="posmap-r2"),
+    )
+    return {entry.name: entry for entry in (regressor, current, posmap, ablation)}
 
 
 SHIPPED_WEIGHTS: dict[str, NetWeights] = _shipped()
@@ -262,9 +303,20 @@ def save_weights(
         "metrics": json.dumps(_check_metrics(metrics), sort_keys=True),
         "face_model_sha256": face_model_sha256,
     }
-    data = safetensors.torch.save(tensors, metadata=metadata)
+    data = canonical_safetensors(safetensors.torch.save(tensors, metadata=metadata))
     write_bytes_atomic(path, data)
     return hashlib.sha256(data).hexdigest()
+
+
+def canonical_safetensors(data: bytes) -> bytes:
+    """The same safetensors file with its header's keys sorted: ``safetensors`` writes the metadata in a hash map's
+    order, which changes from call to call, so the same weights would get another SHA-256 each time they are saved.
+    The tensor data and its offsets are unchanged (offsets count from the end of the header)."""
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + size])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # the format pads the header with spaces to a multiple of 8 bytes
+    return len(text).to_bytes(8, "little") + text + data[8 + size :]
 
 
 def _one_line(err: BaseException) -> str:

@@ -5,7 +5,7 @@ internet) uploads a photo or picks a sample, follows the job's progress, then sh
 JSON API behind it:
 
 * ``POST /api/reconstruct``: a multipart form with the photo as ``image`` (or ``sample``, the name of one of
-  ``GET /api/samples``) and, as optional fields, ``method`` (``fit`` | ``regress``), ``stages`` (``landmarks`` |
+  ``GET /api/samples``) and, as optional fields, ``method`` (``fit`` | ``regress`` | ``posmap``), ``stages`` (``landmarks`` |
   ``photometric`` | ``all``) and ``faces`` (``all`` | ``largest``). Waits for the job and answers its result
   ``{"job", "image", "seconds", "faces": [{"index", "params", "files": {name: url}, "downloads": {...}}],
   "skipped"}``.
@@ -44,7 +44,7 @@ MAX_UPLOAD_BYTES = 20_000_000
 #: The files of a samples folder that are offered (by suffix, lower case).
 SAMPLE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 _CHUNK = 1 << 20
-_OPTIONS = {"method": ("fit", "regress"), "stages": ("landmarks", "photometric", "all"), "faces": ("all", "largest")}
+_OPTIONS = {"method": ("fit", "regress", "posmap"), "stages": ("landmarks", "photometric", "all"), "faces": ("all", "largest")}
 _NAME = re.compile(r"^[^/\\\x00-\x1f\x7f]{1,200}$")
 _OBJ_FILES = ("mesh.obj", "mesh.mtl", "texture.png")
 

@@ -84,10 +84,7 @@ def test_a_few_steps_lower_the_weighted_loss_and_resume_exactly(face_model, corp
         train_posmap(face_model, config, tmp_path / "resumed", device="cpu", on_step=kill_at_5)
     assert not (tmp_path / "resumed" / "posmap.safetensors").exists()
     resumed = train_posmap(face_model, config, tmp_path / "resumed", device="cpu")
-    assert len(resumed.history) == 16 and resumed.metrics == first.metrics
-    # (the files' bytes can differ: safetensors writes the metadata keys in a hash map's order)
-    again = load_weights(resumed.weights).model.state_dict()
-    assert all(torch.equal(again[k], v) for k, v in loaded.model.state_dict().items())
+    assert len(resumed.history) == 16 and resumed.sha256 == first.sha256
     with pytest.raises(ValueError, match="another training config"):
         train_posmap(face_model, dataclasses.replace(config, lr=1e-2), tmp_path / "resumed", device="cpu")
 
