@@ -39,7 +39,7 @@ def _probe(model_home: Path, *args: str) -> subprocess.CompletedProcess:
 def test_reconstruct_help_imports_no_torch(model_home: Path) -> None:
     result = _probe(model_home, "reconstruct", "--help")
     assert result.returncode == 0 and "usage: facerecon reconstruct" in result.stdout, result.stderr
-    assert "--method {fit,regress}" in result.stdout and _last_line(result) == "NO-TORCH"
+    assert "--method {fit,regress,posmap}" in result.stdout and _last_line(result) == "NO-TORCH"
 
 
 @pytest.mark.slow
