@@ -103,66 +103,43 @@ def run_corpus(args: argparse.Namespace) -> int:
 
 
 def run_regressor(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from facerecon.models import load_model
     from facerecon.train.regressor import TrainConfig, train_regressor
 
-    try:
-        config = TrainConfig.from_json(args.config.read_text())
-    except (OSError, ValueError, TypeError) as err:
-        return _usage(f"{args.config}: {err}")
-    model = load_model()
-    bar = tqdm(total=config.steps, desc="training", unit="step", disable=args.quiet, file=sys.stderr)
-
-    def on_step(step: int, terms: dict[str, float]) -> None:
-        if bar.n == 0 and step > 1:
-            bar.update(step - 1)
-        bar.update(1)
-        bar.set_postfix(loss=f"{terms['loss']:.4f}", refresh=False)
-
-    def on_eval(step: int, metrics: dict[str, float]) -> None:
-        shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
-        (bar.write if not args.quiet else print)(f"step {step}: validation {shown}")
-
-    try:
-        result = train_regressor(model, config, args.output, device=args.device, resume=not args.no_resume,
-                                 on_step=on_step, on_eval=on_eval)  # fmt: skip
-    except (FileNotFoundError, ValueError) as err:
-        bar.close()
-        return _usage(str(err))
-    bar.close()
-    print(f"{result.weights}: sha256 {result.sha256}")
-    print(json.dumps(result.metrics, indent=1, sort_keys=True))
-    return ExitCode.OK
+    return _train(args, TrainConfig, train_regressor, lambda terms: terms["loss"])
 
 
 def run_posmap(args: argparse.Namespace) -> int:
+    from facerecon.train.posmap import PosMapTrainConfig, train_posmap
+
+    return _train(args, PosMapTrainConfig, train_posmap, lambda loss: loss)
+
+
+def _train(args: argparse.Namespace, config_class, train, step_loss) -> int:
+    """Read the config file, train (or resume) with a progress bar and validation lines, print the weights' SHA-256
+    and figures; ``step_loss`` takes the loss out of what the trainer reports each step."""
     from tqdm import tqdm
 
     from facerecon.models import load_model
-    from facerecon.train.posmap import PosMapTrainConfig, train_posmap
 
     try:
-        config = PosMapTrainConfig.from_json(args.config.read_text())
+        config = config_class.from_json(args.config.read_text())
     except (OSError, ValueError, TypeError) as err:
         return _usage(f"{args.config}: {err}")
     model = load_model()
     bar = tqdm(total=config.steps, desc="training", unit="step", disable=args.quiet, file=sys.stderr)
 
-    def on_step(step: int, loss: float) -> None:
+    def on_step(step: int, report) -> None:
         if bar.n == 0 and step > 1:
             bar.update(step - 1)
         bar.update(1)
-        bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+        bar.set_postfix(loss=f"{step_loss(report):.4f}", refresh=False)
 
     def on_eval(step: int, metrics: dict[str, float]) -> None:
         shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
         (bar.write if not args.quiet else print)(f"step {step}: validation {shown}")
 
     try:
-        result = train_posmap(model, config, args.output, device=args.device, resume=not args.no_resume,
-                              on_step=on_step, on_eval=on_eval)  # fmt: skip
+        result = train(model, config, args.output, device=args.device, resume=not args.no_resume, on_step=on_step, on_eval=on_eval)
     except (FileNotFoundError, ValueError) as err:
         bar.close()
         return _usage(str(err))

@@ -24,18 +24,16 @@ details) are left out, as for a landmark-only fit.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
 from facerecon.core.errors import FitDivergedError
-from facerecon.core.paths import facerecon_home
 from facerecon.core.timing import timed
 from facerecon.detect.types import Detection
 from facerecon.estimate.base import FaceEstimate
-from facerecon.estimate.regress import BOX_SCALE, BOX_SUBMESH, LANDMARK_BOX_RATIO
+from facerecon.estimate.regress import BOX_SCALE, BOX_SUBMESH, LANDMARK_BOX_RATIO, load_network
 from facerecon.geometry.camera import PerspectiveCamera
 from facerecon.models.face_model import FaceModel
 from facerecon.nets.crop import CropBox, crop_camera, crop_image
@@ -92,20 +90,14 @@ class PosMapEstimator:
                  expression_weight: float = FIT_EXPRESSION_WEIGHT, home: str | os.PathLike[str] | None = None) -> None:  # fmt: skip
         from facerecon.core.errors import WeightsError
         from facerecon.fit.points import PointFitter
-        from facerecon.nets.onnx import fast_runner
         from facerecon.nets.position_map import PositionMapLayout
         from facerecon.nets.posmap import PosMapNet
-        from facerecon.nets.weights import load_shipped, load_weights
 
         if passes not in (1, 2):
             raise ValueError(f"passes: expected 1 or 2, got {passes!r}")
-        sha = model.info.get("source_sha256")
-        path = Path(weights)
-        loaded = load_weights(path, face_model_sha256=sha) if path.suffix == ".safetensors" else load_shipped(str(weights), face_model_sha256=sha)
+        loaded, self.network = load_network(model, weights, "posmap", threads=threads, home=home)
         if not isinstance(loaded.model, PosMapNet):
             raise WeightsError(f"{weights}: holds a {type(loaded.model).__name__}, not a position-map network (PosMapNet)")
-        graph = Path(home or facerecon_home()) / "nets" / f"posmap-{loaded.sha256[:16]}.onnx"
-        self.network = fast_runner(loaded.model, graph, threads=threads)
         self.size = loaded.config.input_size
         self.model = model
         self.passes = passes

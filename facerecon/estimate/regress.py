@@ -39,6 +39,24 @@ BOX_SUBMESH = "narrow_face"
 LANDMARK_BOX_RATIO = 1.3  # measured on the mean face: 1.18-1.43 over yaw 0-85 and pitch 0-25 degrees
 
 
+def load_network(model: FaceModel, weights: str | os.PathLike[str], kind: str, *, threads: int = 1,
+                 home: str | os.PathLike[str] | None = None):  # fmt: skip
+    """A network's weights (a shipped name or a ``.safetensors`` file, for ``model``) and its fastest runner, the
+    ONNX graph cached as ``$FACERECON_HOME/nets/<kind>-<sha256 prefix>.onnx``: ``(LoadedWeights, runner)``.
+
+    Raises:
+        WeightsError: missing or corrupt weights, or weights for another face model.
+    """
+    from facerecon.nets.onnx import fast_runner
+    from facerecon.nets.weights import load_shipped, load_weights
+
+    sha = model.info.get("source_sha256")
+    path = Path(weights)
+    loaded = load_weights(path, face_model_sha256=sha) if path.suffix == ".safetensors" else load_shipped(str(weights), face_model_sha256=sha)
+    graph = Path(home or facerecon_home()) / "nets" / f"{kind}-{loaded.sha256[:16]}.onnx"
+    return loaded, fast_runner(loaded.model, graph, threads=threads)
+
+
 class RegressEstimator:
     """Detect -> crop -> network (``passes`` times) -> :class:`FaceEstimate` in about a millisecond per pass.
 
@@ -57,16 +75,9 @@ class RegressEstimator:
 
     def __init__(self, model: FaceModel, weights: str | os.PathLike[str] = DEFAULT_WEIGHTS, passes: int = 2,
                  threads: int = 1, home: str | os.PathLike[str] | None = None) -> None:  # fmt: skip
-        from facerecon.nets.onnx import fast_runner
-        from facerecon.nets.weights import load_shipped, load_weights
-
         if passes not in (1, 2):
             raise ValueError(f"passes: expected 1 or 2, got {passes!r}")
-        sha = model.info.get("source_sha256")
-        path = Path(weights)
-        loaded = load_weights(path, face_model_sha256=sha) if path.suffix == ".safetensors" else load_shipped(str(weights), face_model_sha256=sha)
-        graph = Path(home or facerecon_home()) / "nets" / f"regressor-{loaded.sha256[:16]}.onnx"
-        self.network = fast_runner(loaded.model, graph, threads=threads)
+        loaded, self.network = load_network(model, weights, "regressor", threads=threads, home=home)
         self.size = loaded.config.input_size
         self.model = model
         self.passes = passes

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from facerecon.core.config import config_values
 from facerecon.core.check import describe
 
 __all__ = ["PosMapConfig", "PosMapNet", "fold_posmap_batchnorm"]
@@ -85,12 +86,7 @@ class PosMapConfig:
 
     @classmethod
     def from_json(cls, text: str) -> PosMapConfig:
-        values = json.loads(text)
-        if not isinstance(values, dict):
-            raise ValueError(f"config: expected a JSON object, got {type(values).__name__}")
-        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"config: unknown keys {', '.join(unknown)}")
+        values = config_values(cls, text, "config")
         if isinstance(values.get("encoder_channels"), list):
             values["encoder_channels"] = tuple(values["encoder_channels"])
         return cls(**values)

@@ -47,6 +47,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from facerecon.core.config import config_values
 from facerecon.core.check import check_floating, check_positive, check_range, check_shape, describe
 from facerecon.geometry.rotation import FLIP_YZ, rotation_6d_to_matrix
 
@@ -205,12 +206,7 @@ class RegressorConfig:
         Raises:
             ValueError: not a JSON object, or keys that are not fields of the config.
         """
-        values = json.loads(text)
-        if not isinstance(values, dict):
-            raise ValueError(f"config: expected a JSON object, got {type(values).__name__}")
-        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"config: unknown keys {', '.join(unknown)}")
+        values = config_values(cls, text, "config")
         if isinstance(values.get("blocks"), list):
             values["blocks"] = tuple(values["blocks"])
         return cls(**values)

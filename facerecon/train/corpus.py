@@ -39,6 +39,7 @@ import cv2
 import numpy as np
 import torch
 
+from facerecon.core.config import config_values
 from facerecon.geometry.camera import PerspectiveCamera, focal_px_from_35mm
 from facerecon.geometry.rotation import head_angles_to_camera_rotation
 from facerecon.io.atomic import atomic_path, write_text_atomic
@@ -107,10 +108,7 @@ class CorpusConfig:
 
     @classmethod
     def from_json(cls, text: str) -> CorpusConfig:
-        values = json.loads(text)
-        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"corpus config: unknown keys {', '.join(unknown)}")
+        values = config_values(cls, text, "corpus config")
         for key in ("focal_35mm", "face_fraction", "box_scale"):
             if key in values:
                 values[key] = tuple(values[key])

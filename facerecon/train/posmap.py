@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from facerecon.core.config import config_values
 from facerecon.io.atomic import write_text_atomic
 from facerecon.models.face_model import FaceModel
 from facerecon.nets.crop import pose_from_crop
@@ -93,12 +94,7 @@ class PosMapTrainConfig:
 
     @classmethod
     def from_json(cls, text: str) -> PosMapTrainConfig:
-        values = json.loads(text)
-        if not isinstance(values, dict):
-            raise ValueError("training config: expected a JSON object")
-        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"training config: unknown keys {', '.join(unknown)}")
+        values = config_values(cls, text, "training config")
         if "network" in values:
             values["network"] = PosMapConfig.from_json(json.dumps(values["network"]))
         if "degrade" in values:

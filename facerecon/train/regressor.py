@@ -25,6 +25,7 @@ import cv2
 import safetensors.torch
 import torch
 
+from facerecon.core.config import config_values
 from facerecon.geometry.camera import PerspectiveCamera
 from facerecon.geometry.rotation import camera_rotation_to_head_angles
 from facerecon.io.atomic import write_bytes_atomic, write_text_atomic
@@ -93,12 +94,7 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, text: str) -> TrainConfig:
-        values = json.loads(text)
-        if not isinstance(values, dict):
-            raise ValueError("training config: expected a JSON object")
-        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"training config: unknown keys {', '.join(unknown)}")
+        values = config_values(cls, text, "training config")
         if "network" in values:
             values["network"] = RegressorConfig.from_json(json.dumps(values["network"]))
         if "loss" in values:

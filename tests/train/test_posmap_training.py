@@ -11,25 +11,15 @@ import numpy as np
 import pytest
 import torch
 
-from facerecon.io.image import read_image
 from facerecon.nets.posmap import PosMapConfig, PosMapNet
 from facerecon.nets.weights import load_weights
-from facerecon.render.sh import ambient_sh
-from facerecon.train.corpus import CorpusConfig, SubjectAppearance, write_corpus
+from facerecon.train.corpus import CorpusConfig, write_corpus
 from facerecon.train.posmap import MapTargets, PosMapTrainConfig, evaluate_posmap, train_posmap, weighted_map_loss
 from facerecon.train.regressor import Corpus
+from tests.train.subjects import plain_subject as _subject
 
 TINY_NET = PosMapConfig(input_size=64, stem_channels=8, encoder_channels=(8, 16, 32), map_stride=2)
 TINY_CORPUS = CorpusConfig(crop_size=64, views_per_subject=10, negative_fraction=0.1, supersample=1)
-
-
-def _subject(model, faces_dir, name: str, colour) -> SubjectAppearance:
-    head_n = model.submesh("head").vertex_count
-    rng = np.random.default_rng(len(name))
-    texture = np.clip(np.asarray(colour, np.float32) + rng.normal(scale=0.05, size=(64, 64, 3)), 0, 1).astype(np.float32)
-    return SubjectAppearance(name, rng.normal(size=100) * 0.5, np.zeros(53), ambient_sh(0.9, batch_size=1)[0].numpy(),
-                             np.tile(np.asarray(colour, np.float32), (head_n, 1)), texture,
-                             read_image(faces_dir / "3ddfa-JianzhuGuo.jpg"))  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +107,19 @@ def test_a_bad_config_is_one_clear_line(tmp_path) -> None:
     ablation = PosMapTrainConfig.from_json((configs / "posmap-r2.json").read_text())
     assert shipped.weights == "r1" and ablation.weights == "r2"
     assert dataclasses.replace(ablation, weights="r1") == shipped  # the same recipe but the mask
+
+
+def test_the_train_posmap_command(face_model, corpora, tmp_path, capsys) -> None:
+    from facerecon.cli.exit_codes import ExitCode
+    from facerecon.cli.main import main
+
+    config = tmp_path / "tiny.json"
+    config.write_text(dataclasses.replace(_config(corpora), steps=3, eval_every=100).to_json())
+    code = main(["train", "posmap", "--config", str(config), "-o", str(tmp_path / "run"), "--device", "cpu", "--quiet"])
+    out = capsys.readouterr().out
+    assert code == ExitCode.OK and "sha256" in out and '"nme"' in out
+    assert isinstance(load_weights(tmp_path / "run" / "posmap.safetensors").model, PosMapNet)
+    config.write_text('{"weights": "r9"}')
+    code = main(["train", "posmap", "--config", str(config), "-o", str(tmp_path / "bad")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == ExitCode.USAGE and len(err) == 1 and "weights: expected one of r1, r2" in err[0]

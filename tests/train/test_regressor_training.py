@@ -13,23 +13,14 @@ from facerecon.io.image import read_image
 from facerecon.nets.crop import pose_from_crop
 from facerecon.nets.regressor import RegressorConfig
 from facerecon.nets.weights import load_weights
-from facerecon.render.sh import ambient_sh
-from facerecon.train.corpus import CorpusConfig, SubjectAppearance, ViewBatch, render_views, write_corpus
+from facerecon.train.corpus import CorpusConfig, ViewBatch, render_views, write_corpus
 from facerecon.train.losses import PIVOT
 from facerecon.train.regressor import Corpus, TrainConfig, train_regressor
+from tests.train.subjects import plain_subject as _subject
 
 TINY_NET = RegressorConfig(input_size=48, stem_channels=8, blocks=("k3_s2_e16_c16_re", "k3_s2_e32_c24_re"),
                            head_channels=32, hidden=32, initial_scale=48 / 250)  # fmt: skip
 TINY_CORPUS = CorpusConfig(crop_size=48, views_per_subject=12, negative_fraction=0.1, supersample=1)
-
-
-def _subject(model, faces_dir, name: str, colour) -> SubjectAppearance:
-    head_n = model.submesh("head").vertex_count
-    rng = np.random.default_rng(len(name))
-    texture = np.clip(np.asarray(colour, np.float32) + rng.normal(scale=0.05, size=(64, 64, 3)), 0, 1).astype(np.float32)
-    return SubjectAppearance(name, rng.normal(size=100) * 0.5, np.zeros(53), ambient_sh(0.9, batch_size=1)[0].numpy(),
-                             np.tile(np.asarray(colour, np.float32), (head_n, 1)), texture,
-                             read_image(faces_dir / "3ddfa-JianzhuGuo.jpg"))  # fmt: skip
 
 
 @pytest.fixture(scope="module")
