@@ -27,6 +27,7 @@ from torch import nn
 
 from facerecon.core.config import config_values
 from facerecon.core.check import describe
+from facerecon.nets.regressor import folded_conv
 
 __all__ = ["PosMapConfig", "PosMapNet", "fold_posmap_batchnorm"]
 
@@ -108,21 +109,8 @@ class _ConvBN(nn.Module):
         return self.act(self.bn(self.conv(x)))
 
     def _fold_batchnorm_(self) -> None:
-        bn = self.bn
-        if not isinstance(bn, nn.BatchNorm2d):
-            return
-        gain = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        old = self.conv
-        transposed = isinstance(old, nn.ConvTranspose2d)
-        kind = nn.ConvTranspose2d if transposed else nn.Conv2d
-        conv = kind(old.in_channels, old.out_channels, old.kernel_size, old.stride, old.padding, bias=True)
-        with torch.no_grad():
-            # Output channels are dim 0 of a convolution's weight and dim 1 of a transposed convolution's.
-            scale = gain[None, :, None, None] if transposed else gain[:, None, None, None]
-            conv.weight.copy_(old.weight * scale)
-            conv.bias.copy_(bn.bias - bn.running_mean * gain)
-        self.conv = conv.to(old.weight.device)
-        self.bn = nn.Identity()
+        if isinstance(self.bn, nn.BatchNorm2d):
+            self.conv, self.bn = folded_conv(self.conv, self.bn), nn.Identity()
 
 
 class _ResBlock(nn.Module):

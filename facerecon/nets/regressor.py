@@ -349,18 +349,23 @@ class ConvNormAct(nn.Module):
 
     def _fold_batchnorm_(self) -> None:
         """Fold the BatchNorm's running statistics into the convolution (inference only)."""
-        bn = self.bn
-        if not isinstance(bn, nn.BatchNorm2d):
-            return
-        # BN(conv(x)) = gamma * (w * x - mean) / sqrt(var + eps) + beta = (w * g) * x + (beta - mean * g)
-        gain = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        conv = nn.Conv2d(self.conv.in_channels, self.conv.out_channels, self.conv.kernel_size, self.conv.stride,
-                         self.conv.padding, groups=self.conv.groups, bias=True)  # fmt: skip
-        with torch.no_grad():
-            conv.weight.copy_(self.conv.weight * gain[:, None, None, None])
-            conv.bias.copy_(bn.bias - bn.running_mean * gain)
-        self.conv = conv.to(self.conv.weight.device)
-        self.bn = nn.Identity()
+        if isinstance(self.bn, nn.BatchNorm2d):
+            self.conv, self.bn = folded_conv(self.conv, self.bn), nn.Identity()
+
+
+def folded_conv(conv: nn.Conv2d | nn.ConvTranspose2d, bn: nn.BatchNorm2d) -> nn.Module:
+    """A convolution (or transposed convolution, groups 1) with bias that computes ``bn(conv(x))`` of an eval-mode
+    BatchNorm: ``BN(conv(x)) = gamma (w x - mean) / sqrt(var + eps) + beta = (w g) x + (beta - mean g)``."""
+    gain = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    transposed = isinstance(conv, nn.ConvTranspose2d)
+    kind = nn.ConvTranspose2d if transposed else nn.Conv2d
+    extra = {} if transposed else {"groups": conv.groups}
+    out = kind(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=True, **extra)
+    with torch.no_grad():
+        # Output channels are dim 0 of a convolution's weight and dim 1 of a transposed convolution's.
+        out.weight.copy_(conv.weight * (gain[None, :, None, None] if transposed else gain[:, None, None, None]))
+        out.bias.copy_(bn.bias - bn.running_mean * gain)
+    return out.to(conv.weight.device)
 
 
 class SqueezeExcite(nn.Module):
