@@ -25,7 +25,14 @@ def test_the_shipped_weights_are_registered_and_load() -> None:
         assert loaded.metrics["nme"] < 0.08  # validation views: see the README's table
 
 
-def test_reconstruct_with_posmap_writes_the_outputs(faces_dir, tmp_path, face_model) -> None:
+@pytest.fixture
+def home(model_home, monkeypatch):
+    """The session's model home as FACERECON_HOME (the command line reads the model from there)."""
+    monkeypatch.setenv("FACERECON_HOME", str(model_home))
+    return model_home
+
+
+def test_reconstruct_with_posmap_writes_the_outputs(home, faces_dir, tmp_path, face_model) -> None:
     out = tmp_path / "out"
     code = main(["reconstruct", str(faces_dir / PHOTO), "-o", str(out), "--method", "posmap", "--faces", "largest"])
     assert code == ExitCode.OK
@@ -49,7 +56,7 @@ def test_reconstruct_with_posmap_writes_the_outputs(faces_dir, tmp_path, face_mo
     assert np.median(np.linalg.norm(ours - detected, axis=1)) / box < 0.08
 
 
-def test_wrong_weights_are_one_clear_line(faces_dir, tmp_path, capsys) -> None:
+def test_wrong_weights_are_one_clear_line(home, faces_dir, tmp_path, capsys) -> None:
     code = main(["reconstruct", str(faces_dir / PHOTO), "-o", str(tmp_path / "o"), "--method", "posmap",
                  "--weights", "regressor-128-v2"])  # fmt: skip
     err = capsys.readouterr().err.strip().splitlines()
