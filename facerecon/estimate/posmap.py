@@ -24,6 +24,7 @@ details) are left out, as for a landmark-only fit.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -136,7 +137,7 @@ class PosMapEstimator:
         with timed(timings, "posmap"):
             box = CropBox.around(detection.to_ibug68(), BOX_SCALE * LANDMARK_BOX_RATIO)
             estimate, _ = self.estimate_from_box(image, camera, box)
-        return FaceEstimate(**{**estimate.__dict__, "timings_ms": timings})
+        return replace(estimate, timings_ms=timings)
 
     def estimate_from_box(self, image: np.ndarray, camera: PerspectiveCamera, box: CropBox) -> tuple[FaceEstimate, np.ndarray]:
         """Reconstruct the face in the crop ``box`` (``passes`` times, re-cropping around the projected face): the
