@@ -109,9 +109,11 @@ def test_a_bad_config_is_one_clear_line(tmp_path) -> None:
     assert dataclasses.replace(ablation, weights="r1") == shipped  # the same recipe but the mask
 
 
-def test_the_train_posmap_command(face_model, corpora, tmp_path, capsys) -> None:
+def test_the_train_posmap_command(face_model, model_home, corpora, tmp_path, capsys, monkeypatch) -> None:
     from facerecon.cli.exit_codes import ExitCode
     from facerecon.cli.main import main
+
+    monkeypatch.setenv("FACERECON_HOME", str(model_home))  # the command line reads the model from there
 
     config = tmp_path / "tiny.json"
     config.write_text(dataclasses.replace(_config(corpora), steps=3, eval_every=100).to_json())
