@@ -91,7 +91,7 @@ class PosMapEstimator:
                  expression_weight: float = FIT_EXPRESSION_WEIGHT, home: str | os.PathLike[str] | None = None) -> None:  # fmt: skip
         from facerecon.core.errors import WeightsError
         from facerecon.fit.points import PointFitter
-        from facerecon.nets.position_map import PositionMapLayout
+        from facerecon.nets.position_map import MAP_SUBMESH, PositionMapLayout
         from facerecon.nets.posmap import PosMapNet
 
         if passes not in (1, 2):
@@ -113,11 +113,13 @@ class PosMapEstimator:
             index = index[np.linspace(0, len(index) - 1, MAX_FIT_POINTS).round().astype(np.int64)]
         self._fit_index = index
         self.fitter = PointFitter(model, index, weights_r1[index], sigma_mm=sigma_mm, expression_weight=expression_weight)
-        adjacency = _adjacency(self.layout.triangles.numpy(), self.layout.vertex_count)
+        adjacency = model.vertex_adjacency(MAP_SUBMESH).coalesce().cpu()
+        (rows, cols), count = adjacency.indices().numpy(), self.layout.vertex_count
+        neighbours = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(count, count))
+        degree = np.maximum(np.asarray(neighbours.sum(1)).ravel(), 1.0)
+        self._average = sp.diags(1.0 / degree) @ neighbours  # the mean of each vertex's neighbours
         self._resolved = used[:, None]
-        self.blend = torch.from_numpy(_blend_weights(weights_r1 > 0, adjacency))[:, None]  # (V_face, 1): the face area
-        degree = np.maximum(np.asarray(adjacency.sum(1)).ravel(), 1.0)
-        self._average = sp.diags(1.0 / degree) @ adjacency  # the mean of each vertex's neighbours
+        self.blend = torch.from_numpy(_blend_weights(weights_r1 > 0, self._average))[:, None]  # (V_face, 1): the face area
         self.smoothing = int(smoothing)
         self.residual_max_mm = float(residual_max_mm)
         self._box_n = model.submesh(BOX_SUBMESH).vertex_count
@@ -197,20 +199,10 @@ class PosMapEstimator:
         return estimate, box
 
 
-def _adjacency(triangles: np.ndarray, count: int) -> sp.csr_matrix:
-    """The 0/1 vertex adjacency ``(V, V)`` of a triangle mesh."""
-    rows = np.concatenate([triangles[:, [0, 1, 2]].ravel(), triangles[:, [1, 2, 0]].ravel()])
-    cols = np.concatenate([triangles[:, [1, 2, 0]].ravel(), triangles[:, [0, 1, 2]].ravel()])
-    adjacency = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(count, count))
-    adjacency.data[:] = 1.0
-    return adjacency
-
-
-def _blend_weights(used: np.ndarray, adjacency: sp.csr_matrix) -> np.ndarray:
-    """``(V,)`` float32 in [0, 1]: 1 on the map's vertices away from the others, 0 off them, and a ramp of
-    :data:`BLEND_STEPS` vertex rings inside the map's area where it meets the model's."""
-    degree = np.maximum(np.asarray(adjacency.sum(1)).ravel(), 1.0)
+def _blend_weights(used: np.ndarray, average: sp.csr_matrix) -> np.ndarray:
+    """``(V,)`` float32 in [0, 1]: 1 on the ``used`` vertices away from the others, 0 off them, and a ramp of
+    :data:`BLEND_STEPS` vertex rings inside the used area where it meets the rest (``average``: the neighbour mean)."""
     weight = used.astype(np.float64)
     for _ in range(BLEND_STEPS):
-        weight = np.minimum(weight, adjacency @ weight / degree) * used
+        weight = np.minimum(weight, average @ weight) * used
     return weight.astype(np.float32)

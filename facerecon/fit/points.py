@@ -2,17 +2,17 @@
 
 A position map (:mod:`facerecon.nets.position_map`) gives a face's vertices in the camera's space divided by an
 unknown reference depth ``Z_ref``: ``Y_v = (R M_v + t) / Z_ref`` with ``M = mean + A a + B b`` the model's vertices
-(``a`` identity, ``b`` ARKit expression weights). This is a similarity between the model and the points, so it is
-solved by alternating two exact steps (a few times):
+(``a`` identity, ``b`` ARKit expression weights). Written ``R^T Y = s mean + A (s a) + B (s b) + e`` (``s = 1 / Z_ref``,
+``e = R^T t / Z_ref``), it is linear in the scale, the scaled coefficients and the shift once the rotation is known,
+and the rotation enters through a small update ``R <- R exp([w]_x)`` (``R^T Y ~ z - w x z``). So:
 
-1. the similarity ``Y ~ s R M + d`` given ``M`` (weighted Umeyama: Umeyama, "Least-squares estimation of
-   transformation parameters between two point patterns", PAMI 1991), so ``Z_ref = 1 / s`` and ``t = d / s``;
-2. given the rotation, the scale, the coefficients and the shift together, which is linear: ``R^T Y = s mean +
-   A (s a) + B (s b) + e`` with ``e = R^T d``, so ``min sum_v w_v |R^T Y_v - ...|^2 + sigma^2 (|s a|^2 +
-   expression_weight |s b|^2)`` is one ridge solve whose normal matrix depends only on the weights (built once per
-   fitter); then ``b`` is clipped to [0, 1] and the rest solved again for the clipped ``b``. Solving the scale with
-   the identity matters: the identity basis can make a face larger, and only together are size and depth told apart
-   (by the prior).
+1. the rotation starts from the similarity of the mean face onto the points (weighted Umeyama: Umeyama,
+   "Least-squares estimation of transformation parameters between two point patterns", PAMI 1991);
+2. each Gauss-Newton step solves for all of them at once, ``min sum_v w_v |...|^2 + sigma^2 (|s a|^2 +
+   expression_weight |s b|^2)``: one small system whose block for ``(s, s a, s b, e)`` depends only on the weights
+   (built once per fitter); then ``b`` is clipped to [0, 1] and the rest solved again with the clipped ``b`` held.
+   Solving the scale with the identity matters: the identity basis can make a face larger, and only together are
+   size and depth told apart (by the prior).
 
 ``sigma`` is the points' noise in mm: on points in units of ``1 / Z_ref``, the data term ``sum w |r|^2 / (sigma s)^2``
 plus the prior ``|a|^2`` times ``(sigma s)^2`` is the ridge above, so the identity prior N(0, 1)
@@ -29,6 +29,7 @@ import torch
 
 from facerecon.core.check import check_finite, check_shape
 from facerecon.core.errors import FitDivergedError
+from facerecon.geometry.rotation import axis_angle_to_matrix
 from facerecon.models.face_model import FaceModel
 
 __all__ = ["PointFit", "PointFitter"]
@@ -77,7 +78,7 @@ class PointFitter:
         weights: ``(N,)`` non-negative weights of the points.
         sigma_mm: the points' noise, mm (the prior's strength).
         expression_weight: the expression weights' ridge relative to the identity's.
-        iterations: alternations of the two steps.
+        iterations: Gauss-Newton iterations (each solves twice: every unknown, then with the clipped expression held).
     """
 
     def __init__(self, model: FaceModel, vertices: np.ndarray, weights: np.ndarray, *, sigma_mm: float = 1.5,
@@ -101,19 +102,17 @@ class PointFitter:
         self.weights = weights / weights.mean()
         self._w3 = np.repeat(self.weights, 3)
         sigma2 = float(sigma_mm) ** 2
-        self._design = design
-        self._weighted_design = design * self._w3[:, None]
-        self._gram = design.T @ self._weighted_design
-        self._ridge = np.concatenate([[0.0], np.full(k_id, sigma2), np.full(k_exp, sigma2 * expression_weight), np.zeros(3)])
+        weighted = design * self._w3[:, None]
+        normal = design.T @ weighted
+        normal += np.diag(np.concatenate([[0.0], np.full(k_id, sigma2), np.full(k_exp, sigma2 * expression_weight), np.zeros(3)]))
         columns = np.arange(design.shape[1])
-        self._expression_columns = columns[1 + k_id : 1 + k_id + k_exp]
-        self._other_columns = np.setdiff1d(columns, self._expression_columns)
+        expression_columns = columns[1 + k_id : 1 + k_id + k_exp]
         # Per set of unknowns (all; all but the expression): its weighted columns and its block of the normal matrix.
         self._blocks = {
-            name: (np.ascontiguousarray(self._weighted_design[:, cols]), self._gram[np.ix_(cols, cols)] + np.diag(self._ridge[cols]))
-            for name, cols in (("every", columns), ("other", self._other_columns))
+            name: (np.ascontiguousarray(weighted[:, cols]), normal[np.ix_(cols, cols)])
+            for name, cols in (("every", columns), ("other", np.setdiff1d(columns, expression_columns)))
         }  # fmt: skip
-        self._expression_design = np.ascontiguousarray(design[:, self._expression_columns])
+        self._expression_design = np.ascontiguousarray(design[:, expression_columns])
         self.iterations = iterations
 
     def _step(self, z: np.ndarray, block: str, fixed: np.ndarray) -> np.ndarray:
@@ -158,7 +157,7 @@ class PointFitter:
                 scale = solved[0]
                 if not np.isfinite(scale) or scale <= 0:
                     raise FitDivergedError("the points are degenerate: the fitted scale is not positive")
-                rotation = rotation @ _rodrigues(turn)
+                rotation = rotation @ axis_angle_to_matrix(torch.from_numpy(turn)).numpy()
                 if block == "every":
                     expression = np.clip(solved[1 + k : 1 + k + self.k_exp] / scale, 0.0, 1.0)
                 else:
@@ -168,16 +167,6 @@ class PointFitter:
         residual = points / scale - (model_points @ rotation.T + translation)
         rms = float(np.sqrt(self.weights @ (residual**2).sum(1) / self.weights.sum()))
         return PointFit(identity, expression, rotation, translation, 1.0 / scale, rms)
-
-
-def _rodrigues(w: np.ndarray) -> np.ndarray:
-    """The rotation ``exp([w]_x)`` of an axis-angle vector ``w`` (radians)."""
-    angle = float(np.linalg.norm(w))
-    if angle < 1e-12:
-        return np.eye(3)
-    k = w / angle
-    kx = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
-    return np.eye(3) + np.sin(angle) * kx + (1.0 - np.cos(angle)) * kx @ kx
 
 
 def model_points(model: FaceModel, fit: PointFit, submesh: str = "face") -> torch.Tensor:

@@ -56,9 +56,10 @@ def architecture_named(name: str) -> Architecture:
     return registry[name]
 
 
-def architecture_of(value: object) -> Architecture:
-    """The architecture of a network or of a network config (TypeError for anything else)."""
+def architecture_of(network: object, name: str = "model") -> Architecture:
+    """The architecture of a network of this package; anything else (a config, a class, another module) is one
+    TypeError line naming the argument ``name``."""
     for arch in _registry().values():
-        if isinstance(value, (arch.network, arch.config)):
+        if isinstance(network, arch.network):
             return arch
-    raise TypeError(f"expected a network of this package or its config, got {describe(value)}")
+    raise TypeError(f"{name}: expected a network of facerecon.nets (e.g. a FaceRegressor), got {describe(network)}")

@@ -91,12 +91,7 @@ def export_onnx(module: nn.Module, path: str | os.PathLike[str], input_size: int
         TypeError / ValueError: not a network of :mod:`facerecon.nets.architectures`, or a bad ``input_size``.
         MissingDependencyError: ``onnx`` or ``onnxscript`` is not installed (``pip install "facerecon[train]"``).
     """
-    try:
-        arch = architecture_of(module)
-    except TypeError:
-        raise TypeError(f"module: expected a network of facerecon.nets (e.g. a FaceRegressor), got {describe(module)}") from None
-    if not isinstance(module, nn.Module):
-        raise TypeError(f"module: expected a network, got {describe(module)}")
+    arch = architecture_of(module, "module")
     for name in ("onnx", "onnxscript"):
         require(name, extra="train", purpose="exporting a network to ONNX")
     config = module.config if input_size is None else dataclasses.replace(module.config, input_size=input_size)
@@ -222,7 +217,7 @@ class TorchRunner:
     def __init__(self, model: nn.Module, *, threads: int = 1) -> None:
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise ValueError(f"threads: expected a positive int, got {threads!r}")
-        self.architecture = architecture_of(model)
+        self.architecture = architecture_of(model, "model")
         self._model = self.architecture.fold(model).cpu().float().eval()
         self.config = model.config
         self.threads = threads

@@ -13,7 +13,7 @@ unit (half the crop's side):
 
 A map fixes the face's shape in the crop's camera up to one number, the reference depth: every camera-space point is
 ``Z_ref`` times a point the map gives (:meth:`PositionMapLayout.unit_points`), so the map of a face twice as far
-and twice as large is the same map. :func:`facerecon.fit.points.fit_points` finds that scale (and the model's
+and twice as large is the same map. :class:`facerecon.fit.points.PointFitter` finds that scale (and the model's
 parameters) by fitting the face model to the points, which is how the estimator returns metric meshes.
 
 Texels that no triangle covers but lie within ``pad`` texels of the layout are filled with their nearest covered
@@ -31,8 +31,7 @@ from scipy import ndimage
 from facerecon.core.check import check_finite, check_floating, check_shape, describe
 from facerecon.geometry.camera import PerspectiveCamera
 from facerecon.models.face_model import FaceModel
-from facerecon.render.interpolate import interpolate
-from facerecon.render.uv import rasterize_uv
+from facerecon.render.uv import position_map, rasterize_uv
 
 __all__ = ["MAP_SUBMESH", "WEIGHT_RATIOS", "PositionMapLayout", "check_position_maps"]
 
@@ -93,9 +92,7 @@ class PositionMapLayout:
         vertex_uv[self.triangles.flatten()] = uvs[sub.uv_triangles.cpu().flatten()]
         self.vertex_grid = _grid(vertex_uv)
         scheme = model.landmarks("ibug68")
-        self._landmark_triangles = scheme.triangles.cpu()
-        self._landmark_weights = scheme.weights.cpu().double()
-        self.landmark_grid = _grid((vertex_uv[self._landmark_triangles] * self._landmark_weights[..., None]).sum(1))
+        self.landmark_grid = _grid((vertex_uv[scheme.triangles.cpu()] * scheme.weights.cpu().double()[..., None]).sum(1))
         self._vertex_weights = model.region_weights.detach().cpu().numpy()
         self._texels, self._scatter, self._solver = _least_squares(self._fragments, self.triangles, sub.vertex_count)
         self._model = model
@@ -115,9 +112,8 @@ class PositionMapLayout:
         """
         check_shape(vertices, "vertices", (None, self.vertex_count, 3))
         points = self.normalise(vertices, camera, reference_depth)
-        frags = self._fragments
         b = points.shape[0]
-        maps = interpolate(points, self.triangles.to(points.device), _expand(frags, b)).permute(0, 3, 1, 2)
+        maps = position_map(points, self.triangles.to(points.device), self._fragments)
         flat = maps.reshape(b, 3, -1)[:, :, self.fill_index.to(points.device)]
         return (flat * self.covered.reshape(1, 1, -1).to(flat)).reshape(b, 3, self.size, self.size)
 
@@ -147,8 +143,9 @@ class PositionMapLayout:
         texel centre falls on (triangles smaller than a texel in UV). Not differentiable (NumPy/SciPy).
         """
         check_position_maps(maps, self.size)
-        sampled = self.sample(maps.detach().double(), self.vertex_grid).cpu().numpy()  # (B, V, 3)
-        texels = maps.detach().double().cpu().numpy().reshape(maps.shape[0], 3, -1)[:, :, self._texels]  # (B, 3, T)
+        maps = maps.detach().double().cpu()
+        sampled = self.sample(maps, self.vertex_grid).numpy()  # (B, V, 3)
+        texels = maps.numpy().reshape(maps.shape[0], 3, -1)[:, :, self._texels]  # (B, 3, T)
         out = np.empty_like(sampled)
         for b in range(maps.shape[0]):
             rhs = self._scatter @ texels[b].T + SAMPLE_WEIGHT * sampled[b]
@@ -244,13 +241,3 @@ def _least_squares(fragments, triangles: torch.Tensor, vertex_count: int):
     normal = (b.T @ b + SAMPLE_WEIGHT * sp.identity(vertex_count)).tocsc()
     return texels, b.T.tocsr(), splu(normal)
 
-
-def _expand(fragments, batch: int):
-    from facerecon.render.fragments import Fragments
-
-    return Fragments(
-        face_index=fragments.face_index.expand(batch, -1, -1),
-        bary=fragments.bary.expand(batch, -1, -1, -1),
-        depth=fragments.depth.expand(batch, -1, -1),
-        mask=fragments.mask.expand(batch, -1, -1),
-    )

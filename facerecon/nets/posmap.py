@@ -5,10 +5,11 @@ picture with the size of 256 x 256 x 3 is reduced to the feature map of 8 x 8 x 
 the transposed convolution layer, and the picture is restored to the UV map with the size 256 x 256 x 3 ... all
 kernel size is set to 4, and the Relu function is used to activate."
 
-:class:`PosMapNet` follows that plan at any input side ``S`` (a power of two >= 32): a stride-1 stem, residual
-blocks that halve the side down to ``S / 2**(len(encoder_channels) - 1)`` (8 x 8 at the 128-px crops trained here
-with the default five levels; 256 px needs six), then transposed convolutions that double it back to ``S x S``, and a
-last convolution to the three channels of the map (no activation: the map's values are signed,
+:class:`PosMapNet` follows that plan at any input side ``S`` (a power of two >= 32): a stem (stride 1, or stride 2
+with ``map_stride=2``, the default here: the map is then ``S/2`` texels a side, 64 for the 128-px crops trained on
+this CPU), residual blocks that halve the side at each level after the first (4 x 4 after the default five levels,
+the paper's 1/32), then transposed convolutions that double it back to the map's side, and a last convolution to the
+three channels of the map (no activation: the map's values are signed,
 :mod:`facerecon.nets.position_map`). Resampling layers use kernel 4 as the paper says (a stride-2 convolution or
 transposed convolution of kernel 4 and padding 1 halves or doubles a side exactly); the stride-1 layers use kernel 3,
 as a "same" convolution of even kernel needs padding on one side only. Each convolution is followed by a BatchNorm
@@ -17,7 +18,6 @@ as a "same" convolution of even kernel needs padding on one side only. Each conv
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 from dataclasses import dataclass
@@ -27,7 +27,7 @@ from torch import nn
 
 from facerecon.core.config import config_values
 from facerecon.core.check import describe
-from facerecon.nets.regressor import folded_conv
+from facerecon.nets.regressor import folded_conv, folded_copy
 
 __all__ = ["PosMapConfig", "PosMapNet", "fold_posmap_batchnorm"]
 
@@ -37,8 +37,8 @@ class PosMapConfig:
     """The architecture of a :class:`PosMapNet`.
 
     Attributes:
-        input_size: ``S``, the crop's side in px; the map is ``S x S`` texels too (paper 002: 256; 128 here).
-        stem_channels: channels of the stride-1 stem.
+        input_size: ``S``, the crop's side in px (paper 002: 256; 128 here).
+        stem_channels: channels of the stem.
         encoder_channels: output channels of each encoder level; every level but the first halves the side.
         blocks_per_level: residual blocks per encoder level (the first of a level resamples).
         decoder_convs: stride-1 convolutions after each transposed convolution.
@@ -172,8 +172,4 @@ def fold_posmap_batchnorm(model: PosMapNet) -> PosMapNet:
     """An inference copy of ``model`` with every BatchNorm folded into its convolution (eval mode)."""
     if not isinstance(model, PosMapNet):
         raise TypeError(f"model: expected a PosMapNet, got {describe(model)}")
-    folded = copy.deepcopy(model).eval()
-    for m in folded.modules():
-        if isinstance(m, _ConvBN):
-            m._fold_batchnorm_()
-    return folded
+    return folded_copy(model)

@@ -480,8 +480,14 @@ def fold_batchnorm(model: FaceRegressor) -> FaceRegressor:
     """
     if not isinstance(model, FaceRegressor):
         raise TypeError(f"model: expected a FaceRegressor, got {describe(model)}")
+    return folded_copy(model)
+
+
+def folded_copy(model: nn.Module) -> nn.Module:
+    """An eval-mode copy of ``model`` in which every layer with a ``_fold_batchnorm_`` method (a convolution and its
+    BatchNorm) has folded its BatchNorm; ``model`` is left as it is."""
     folded = copy.deepcopy(model).eval()
     for m in folded.modules():
-        if isinstance(m, ConvNormAct):
+        if hasattr(m, "_fold_batchnorm_"):
             m._fold_batchnorm_()
     return folded

@@ -277,12 +277,7 @@ def save_weights(
     Raises:
         TypeError / ValueError: bad arguments, or a model whose keys are not those of its architecture.
     """
-    try:
-        arch = architecture_of(model)
-    except TypeError:
-        raise TypeError(f"model: expected a network of facerecon.nets (e.g. a FaceRegressor), got {describe(model)}") from None
-    if isinstance(model, type):
-        raise TypeError(f"model: expected a network, got {describe(model)}")
+    arch = architecture_of(model, "model")
     if dtype not in (torch.float32, torch.float16):
         raise ValueError(f"dtype: expected torch.float32 or torch.float16, got {dtype!r}")
     _check_sha256(face_model_sha256, "face_model_sha256")

@@ -26,17 +26,19 @@ import torch
 from facerecon.core.config import config_values
 from facerecon.io.atomic import write_text_atomic
 from facerecon.models.face_model import FaceModel
-from facerecon.nets.crop import pose_from_crop
+from facerecon.geometry.camera import PerspectiveCamera
+from facerecon.nets.crop import CropPose, pose_from_crop
 from facerecon.nets.device import resolve_device
 from facerecon.nets.position_map import WEIGHT_RATIOS, PositionMapLayout
 from facerecon.nets.posmap import PosMapConfig, PosMapNet
 from facerecon.nets.weights import save_weights
-from facerecon.train.losses import PIVOT
+from facerecon.train.losses import PIVOT, Targets
 from facerecon.train.regressor import (
     YAW_BINS_DEG,
     Corpus,
     Degrade,
     augment,
+    batch_index,
     degrade,
     load_checkpoint,
     save_checkpoint,
@@ -113,25 +115,28 @@ class MapTargets:
     def __init__(self, model: FaceModel, map_size: int) -> None:
         self.model = model
         self.layout = PositionMapLayout(model, map_size)
-        self._count = self.layout.vertex_count
         self._pivot = torch.tensor(PIVOT, dtype=torch.float64)
 
     def camera_vertices(self, corpus: Corpus, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The ``face`` sub-mesh of crops ``index`` in their cameras ``(B, V, 3)`` float64 mm, and the pivots'
         depths ``(B,)`` mm (the maps' reference depths)."""
-        t = corpus.targets(index)
-        with torch.no_grad():
-            vertices = self.model(t.identity, t.expression, submesh="face").double()
-        camera = t.camera.to(dtype=torch.float64)
-        pose = type(t.pose)(t.pose.rotation.double(), t.pose.centre.double(), t.pose.log_scale.double())
-        rotation, translation = pose_from_crop(pose, camera, self._pivot)
-        cam = vertices @ rotation.transpose(1, 2) + translation[:, None]
-        return cam, (rotation @ self._pivot + translation)[:, 2]
+        return self._posed(corpus.targets(index))[:2]
 
     def maps(self, corpus: Corpus, index: torch.Tensor) -> torch.Tensor:
         """``(B, 3, M, M)`` float32 ground-truth maps of crops ``index`` (faces only)."""
-        cam, depth = self.camera_vertices(corpus, index)
-        return self.layout.encode(cam, corpus.targets(index).camera.to(dtype=torch.float64), depth).float()
+        cam, depth, camera = self._posed(corpus.targets(index))
+        return self.layout.encode(cam, camera, depth).float()
+
+    def _posed(self, t: Targets) -> tuple[torch.Tensor, torch.Tensor, PerspectiveCamera]:
+        """The targets' faces in their crop cameras ``(B, V, 3)``, the pivots' depths ``(B,)`` and the cameras
+        (float64)."""
+        with torch.no_grad():
+            vertices = self.model(t.identity, t.expression, submesh="face").double()
+        camera = t.camera.to(dtype=torch.float64)
+        pose = CropPose(t.pose.rotation.double(), t.pose.centre.double(), t.pose.log_scale.double())
+        rotation, translation = pose_from_crop(pose, camera, self._pivot)
+        cam = vertices @ rotation.transpose(1, 2) + translation[:, None]
+        return cam, (rotation @ self._pivot + translation)[:, 2], camera
 
 
 def weighted_map_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -150,20 +155,11 @@ def _face_index(corpus: Corpus) -> torch.Tensor:
     return torch.nonzero(corpus.is_face)[:, 0]
 
 
-def batch_index(step: int, config: PosMapTrainConfig, faces: torch.Tensor) -> torch.Tensor:
-    """The corpus rows of ``step``: consecutive slices of a permutation of the faces seeded by ``(seed, epoch)``."""
-    per_epoch = max(1, len(faces) // config.batch_size)
-    epoch, k = divmod(step, per_epoch)
-    order = torch.randperm(len(faces), generator=torch.Generator().manual_seed(config.seed * 100003 + epoch))
-    return faces[order[k * config.batch_size : (k + 1) * config.batch_size]]
-
-
 @torch.no_grad()
 def evaluate_posmap(net: PosMapNet, corpus: Corpus, targets: MapTargets, mask: torch.Tensor, *, limit: int | None = None,
                     batch_size: int = 64) -> dict[str, float]:  # fmt: skip
-    """Figures on a corpus's faces (the first ``limit``, evenly spread, or all): the weighted map loss, the 68-landmark
-    NME read from the maps (by the landmarks' box, AFLW2000-3D style) overall and by yaw bin, and the mean
-    distance of the face's resolved texels in the crop, px."""
+    """Figures on a corpus's faces (``limit`` of them, evenly spread, or all): the weighted map loss and the
+    68-landmark NME read from the maps (by the landmarks' box, AFLW2000-3D style), overall and by yaw bin."""
     was_training = net.training
     net.eval()
     device = next(net.parameters()).device
@@ -234,7 +230,7 @@ def train_posmap(model: FaceModel, config: PosMapTrainConfig, out_dir: str | os.
     metrics: dict[str, float] = {}
     net.train()
     while step < config.steps:
-        index = batch_index(step, config, faces)
+        index = faces[batch_index(step, config, len(faces))]  # the regressor's order, over the faces only
         generator = torch.Generator().manual_seed(config.seed * 7919 + step)
         images = degrade(augment(train.images(index), config.colour_jitter, generator), config.degrade, generator)
         for group in optimiser.param_groups:
