@@ -59,7 +59,7 @@ def _crop_camera(row: np.ndarray, size: int, upscale: int = 1):
                              torch.tensor([(cy + 0.5) * s - 0.5], dtype=torch.float64), size * s, size * s)  # fmt: skip
 
 
-def _network_method(estimator, model, crops, cameras, size):
+def _network_method(estimator, crops, cameras, size):
     from facerecon.core.errors import FitDivergedError
     from facerecon.nets.crop import CropBox
 
@@ -122,17 +122,6 @@ def _table(title, methods, truth, yaws, faces, reference=None):
     return means
 
 
-def estimator_map_size(model, weights: str) -> int:
-    """The map side of a position-map network's weights."""
-    from pathlib import Path as _Path
-
-    from facerecon.nets.weights import load_shipped, load_weights
-
-    sha = model.info.get("source_sha256")
-    loaded = load_weights(_Path(weights), face_model_sha256=sha) if weights.endswith(".safetensors") else load_shipped(weights)
-    return loaded.config.map_size
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--r1", default="posmap-128-v1", help="the r1 network (shipped name or .safetensors)")
@@ -173,7 +162,7 @@ def run(args: argparse.Namespace) -> None:
     for label, (method, weights) in nets.items():
         estimator = create_estimator(method, model, weights=weights)
         start = time.perf_counter()
-        predictions[label] = _network_method(estimator, model, crops, cameras, size)
+        predictions[label] = _network_method(estimator, crops, cameras, size)
         seconds[label] = (time.perf_counter() - start) / len(chosen)
     everything = np.arange(len(chosen))
     _table(f"networks on {len(chosen)} validation views", predictions, truth, yaws, everything)
@@ -211,8 +200,9 @@ def run(args: argparse.Namespace) -> None:
 
     from facerecon.nets.position_map import PositionMapLayout
 
+    estimator = create_estimator("posmap", model, weights=args.r1, threads=1)
     panels = []
-    for size in (estimator_map_size(model, args.r1), 512):
+    for size in (estimator.layout.size, 512):
         layout = PositionMapLayout(model, size)
         for ratio in ("r1", "r2"):
             mask = layout.weight_mask(ratio).numpy()
@@ -225,7 +215,6 @@ def run(args: argparse.Namespace) -> None:
     fig.savefig(args.out / "posmap_weight_masks.png", dpi=100, bbox_inches="tight")
     print(f"weight masks (16 : 5 : 4 : 3 : 0 and 1 : 1 : 1 : 1 : 0): {args.out / 'posmap_weight_masks.png'}")
 
-    estimator = create_estimator("posmap", model, weights=args.r1, threads=1)
     crop = (crops[0].transpose(2, 0, 1)[None] / 255.0).astype(np.float32)
     for _ in range(5):
         estimator.network(crop)

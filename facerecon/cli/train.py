@@ -42,21 +42,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     corpus.add_argument("--quiet", action="store_true", help="no progress bars")
     corpus.set_defaults(func=run_corpus)
 
-    regressor = commands.add_parser("regressor", help="train the face regressor on a corpus")
-    regressor.add_argument("--config", type=Path, required=True, help="the training config JSON (TrainConfig)")
-    regressor.add_argument("-o", "--output", type=Path, required=True, help="the run folder (checkpoints, weights)")
-    regressor.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: %(default)s)")
-    regressor.add_argument("--no-resume", action="store_true", help="start again even if the folder has a checkpoint")
-    regressor.add_argument("--quiet", action="store_true", help="no progress bar")
-    regressor.set_defaults(func=run_regressor)
-
-    posmap = commands.add_parser("posmap", help="train the UV position-map network (paper 002) on a corpus")
-    posmap.add_argument("--config", type=Path, required=True, help="the training config JSON (PosMapTrainConfig)")
-    posmap.add_argument("-o", "--output", type=Path, required=True, help="the run folder (checkpoints, weights)")
-    posmap.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: %(default)s)")
-    posmap.add_argument("--no-resume", action="store_true", help="start again even if the folder has a checkpoint")
-    posmap.add_argument("--quiet", action="store_true", help="no progress bar")
-    posmap.set_defaults(func=run_posmap)
+    networks = (("regressor", "train the face regressor on a corpus", "TrainConfig", run_regressor),
+                ("posmap", "train the UV position-map network (paper 002) on a corpus", "PosMapTrainConfig", run_posmap))
+    for name, purpose, config_class, run in networks:
+        network = commands.add_parser(name, help=purpose)
+        network.add_argument("--config", type=Path, required=True, help=f"the training config JSON ({config_class})")
+        network.add_argument("-o", "--output", type=Path, required=True, help="the run folder (checkpoints, weights)")
+        network.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: %(default)s)")
+        network.add_argument("--no-resume", action="store_true", help="start again even if the folder has a checkpoint")
+        network.add_argument("--quiet", action="store_true", help="no progress bar")
+        network.set_defaults(func=run)
 
 
 def _usage(message: str) -> int:
